@@ -1,0 +1,38 @@
+//! Routes of the admin listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::admin::metrics::Metrics;
+use crate::http::{full, Body};
+
+/// Handles one request of the admin listener: `GET /metrics` and `GET /healthz`.
+pub async fn handle(
+    metrics: Arc<Metrics>,
+    request: hyper::Request<Incoming>,
+    _peer: SocketAddr,
+) -> Response<Body> {
+    let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
+        ("GET", "/metrics") => (
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        ("GET", "/healthz") => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n".into(),
+        ),
+    };
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

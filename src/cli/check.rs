@@ -1,0 +1,18 @@
+//! `gitgate check --config FILE`: validate a configuration.
+
+use std::path::Path;
+
+use super::{Outcome, UsageError};
+
+/// Loads and resolves the configuration; exit 0, or 2 with the message naming file, line, key.
+pub fn run(path: &Path) -> anyhow::Result<Outcome> {
+    let config = crate::config::load(path).map_err(|e| UsageError(e.to_string()))?;
+    println!(
+        "{}: ok ({} upstream(s), {} token(s), {} rule(s))",
+        path.display(),
+        config.upstreams.len(),
+        config.tokens.len(),
+        config.rules.len()
+    );
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,25 @@
+//! gitgate: a gateway between AI coding agents and the Git servers they push to.
+//!
+//! # Layout
+//! - [`cli`]: one file per verb (`serve`, `demo`, `check`, ...); the only place using `anyhow`.
+//! - [`config`]: raw TOML -> resolved [`config::Config`] that cannot be invalid.
+//! - [`session`]: THE transport-neutral pipeline: identify -> route -> read request -> inspect ->
+//!   decide -> record -> approve -> relay -> answer.
+//! - [`http`]: the smart-HTTP adapter (hyper): routes, auth headers, streamed bodies, `/healthz`.
+//! - [`proto`]: git wire formats: pkt-line, capabilities, advertisements, commands, report-status.
+//! - [`identity`]: who is calling: `Identity { name, groups }` from static tokens (later OIDC, SSH).
+//! - [`upstream`]: relays to `file://` and `http(s)://` upstreams with the vaulted credential.
+//! - [`admin`]: the admin listener: `/metrics` (Prometheus text) and `/healthz`.
+//! - [`git`]: services, protocol versions and the `ByteStream` body type.
+//! - [`secret`]: `Secret<T>`, whose `Debug`/`Display` never print the value.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod git;
+pub mod http;
+pub mod identity;
+pub mod proto;
+pub mod secret;
+pub mod session;
+pub mod upstream;

@@ -1,0 +1,102 @@
+//! The advertisement (both services) and upload-pack (clone, fetch, ls-remote).
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{stream, StreamExt};
+
+use super::oplog::{self, Operation};
+use super::{Gateway, Rejection, Session, SessionError};
+use crate::git::{ByteStream, Service};
+use crate::proto::{parse_upload_request, CapabilityEdit, UploadLimits};
+
+impl Gateway {
+    /// The ref advertisement for the session's service, fetched from the upstream with the
+    /// vaulted credential and relayed without the smart-HTTP `# service=` header (the HTTP
+    /// adapter adds it; SSH never has it). Capabilities that would let a client fetch objects
+    /// from elsewhere are removed.
+    pub async fn advertise(&self, session: &Session) -> Result<ByteStream, Rejection> {
+        let mut op = Operation::start(session, "advertise", self.metrics());
+        let result = async {
+            // Seam (policy issue): `fetch` authorization and hidden refs apply here.
+            let upstream = session
+                .repo
+                .upstream
+                .advertise(&session.repo.path, session.service, session.protocol)
+                .await?;
+            Ok::<_, SessionError>(super::advertise::filter_stream(
+                upstream,
+                CapabilityEdit::default(),
+            ))
+        }
+        .await;
+        match result {
+            Ok(body) => Ok(op.meter(body)),
+            Err(e) => Err(fail(&mut op, &e)),
+        }
+    }
+
+    /// One upload-pack request: read (bounded), parsed for what the record needs and for
+    /// requests the gateway refuses (`bundle-uri`, `packfile-uris`), relayed; the answer
+    /// streams back.
+    pub async fn upload_pack(
+        &self,
+        session: &Session,
+        body: ByteStream,
+    ) -> Result<ByteStream, Rejection> {
+        debug_assert_eq!(session.service, Service::UploadPack);
+        let mut op = Operation::start(session, "rpc", self.metrics());
+        let result = async {
+            let limit = self.config().limits.max_request_bytes;
+            let request = read_bounded(body, limit, "the upload-pack request").await?;
+            let summary =
+                parse_upload_request(&request, session.protocol, &UploadLimits::default())?;
+            if let Some(reason) = summary.refuse_reason() {
+                return Err(SessionError::Refused {
+                    reason: reason.to_string(),
+                });
+            }
+            // Seam (record issue): wants, haves, filters are recorded here, before relaying.
+            let body: ByteStream = Box::pin(stream::once(async move { Ok(request) }));
+            let body = oplog::count(body, op.bytes_in.clone());
+            let answer = session
+                .repo
+                .upstream
+                .rpc(
+                    &session.repo.path,
+                    Service::UploadPack,
+                    session.protocol,
+                    body,
+                )
+                .await?;
+            Ok::<_, SessionError>(answer)
+        }
+        .await;
+        match result {
+            Ok(body) => Ok(op.meter(body)),
+            Err(e) => Err(fail(&mut op, &e)),
+        }
+    }
+}
+
+/// Ends `op` with the rejection `e` maps to.
+pub(super) fn fail(op: &mut Operation, e: &SessionError) -> Rejection {
+    let rejection = Rejection::from(e);
+    op.finish(rejection.kind.as_str(), Some(&e.to_string()));
+    rejection
+}
+
+/// Reads a whole body of at most `limit` bytes.
+pub(super) async fn read_bounded(
+    mut body: ByteStream,
+    limit: u64,
+    what: &'static str,
+) -> Result<Bytes, SessionError> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(SessionError::Body)?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(SessionError::TooLarge { what, limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}

@@ -1,0 +1,253 @@
+//! THE pipeline, transport-neutral: identify -> route -> read request -> inspect -> decide ->
+//! record -> approve -> relay -> answer.
+//!
+//! `http` and (later) `ssh` only translate their transport into calls on [`Gateway`]:
+//! [`Gateway::open`] identifies the caller and routes the repository, then
+//! [`Gateway::advertise`], [`Gateway::upload_pack`] and [`Gateway::receive_pack`] run one
+//! operation each and return the answer as a stream. Errors become client answers in one
+//! place, [`reject`].
+
+mod advertise;
+mod fetch;
+mod oplog;
+mod push;
+pub mod reject;
+pub mod route;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::admin::metrics::Metrics;
+use crate::config::Config;
+use crate::git::{Protocol, Service};
+use crate::identity::{AuthError, Authenticator, Identity};
+use crate::secret::Secret;
+use crate::upstream::{UpstreamError, UpstreamSetupError, Upstreams};
+
+pub use reject::{RejectKind, Rejection};
+pub use route::{Repo, RouteError};
+
+/// The transport a session arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Smart HTTP.
+    Http,
+    /// SSH.
+    Ssh,
+}
+
+impl Transport {
+    /// `http` or `ssh`, as in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Ssh => "ssh",
+        }
+    }
+}
+
+/// What the caller presented.
+pub enum Credential {
+    /// Nothing.
+    None,
+    /// A bearer secret: a static token (later: an OIDC JWT).
+    Token(Secret<String>),
+    /// Already authenticated by the transport (SSH keys and certificates).
+    Authenticated(Identity),
+}
+
+/// Everything the front door learnt about a request.
+pub struct OpenRequest<'a> {
+    /// The caller's credential.
+    pub credential: Credential,
+    /// `<upstream>/<path>[.git]`, still percent-encoded, without a leading `/`.
+    pub repo_path: &'a str,
+    /// The git service asked for.
+    pub service: Service,
+    /// The protocol version asked for.
+    pub protocol: Protocol,
+    /// The transport.
+    pub transport: Transport,
+    /// The client's address, when known.
+    pub peer: Option<SocketAddr>,
+}
+
+/// An identified caller working on one routed repository with one service.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Unique id of this session (for logs and, later, the record).
+    pub id: String,
+    /// Who is calling.
+    pub identity: Identity,
+    /// Which repository.
+    pub repo: Repo,
+    /// Which service.
+    pub service: Service,
+    /// Which protocol version the client asked for (receive-pack always speaks v0/v1).
+    pub protocol: Protocol,
+    /// Which transport.
+    pub transport: Transport,
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+}
+
+/// Why a session step failed; [`reject`] turns it into the client's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Identification failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Routing failed.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// The upstream failed.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The client's request is malformed.
+    #[error(transparent)]
+    Proto(#[from] crate::proto::ProtoError),
+    /// The request asks for something the gateway refuses to relay.
+    #[error("{reason}")]
+    Refused {
+        /// Shown to the client.
+        reason: String,
+    },
+    /// The request is larger than a configured limit.
+    #[error("{what} exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The request body could not be read (client went away, bad gzip...).
+    #[error("reading the request body: {0}")]
+    Body(std::io::Error),
+    /// The gateway itself failed (spool file, ...). Never shown to the client.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// The gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// An upstream could not be set up.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamSetupError),
+    /// The state folder could not be created.
+    #[error("cannot create state_dir {path}: {source}")]
+    StateDir {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The shared state of the pipeline: configuration, identities, upstreams, metrics.
+pub struct Gateway {
+    config: Arc<Config>,
+    auth: Authenticator,
+    upstreams: Upstreams,
+    metrics: Arc<Metrics>,
+    spool_dir: PathBuf,
+}
+
+impl Gateway {
+    /// Sets up the pipeline: creates `state_dir` (mode 0700: it will hold pushed packs) and its
+    /// spool folder, builds the upstream clients.
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Gateway, GatewayError> {
+        let state_dir = config.server.state_dir.clone();
+        let spool_dir = state_dir.join("spool");
+        create_private_dir(&state_dir)?;
+        create_private_dir(&spool_dir)?;
+        Ok(Gateway {
+            auth: Authenticator::new(&config),
+            upstreams: Upstreams::new(&config)?,
+            config,
+            metrics,
+            spool_dir,
+        })
+    }
+
+    /// The configuration the gateway runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Front door: identify the caller, route the repository, check the caller may use the
+    /// service there. Nothing has reached the upstream yet.
+    pub fn open(&self, request: OpenRequest<'_>) -> Result<Session, Rejection> {
+        let result = self.identify(request.credential).and_then(|identity| {
+            let repo = route::route(&self.upstreams, request.repo_path)?;
+            Ok((identity, repo))
+        });
+        let (identity, repo) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                if matches!(e, SessionError::Auth(_)) {
+                    self.metrics.auth_failures.inc();
+                }
+                let rejection = Rejection::from(&e);
+                tracing::info!(
+                    transport = request.transport.as_str(),
+                    peer = ?request.peer,
+                    service = %request.service,
+                    result = rejection.kind.as_str(),
+                    reason = %e,
+                    "refused at the front door"
+                );
+                return Err(rejection);
+            }
+        };
+        // Seam (policy issue): `fetch` and push-level authorization are decided here.
+        Ok(Session {
+            id: new_id(),
+            identity,
+            repo,
+            service: request.service,
+            protocol: if request.service == Service::ReceivePack {
+                // Push never uses protocol v2 (gitprotocol-v2: receive-pack falls back to v0).
+                request.protocol.min(Protocol::V1)
+            } else {
+                request.protocol
+            },
+            transport: request.transport,
+            peer: request.peer,
+        })
+    }
+
+    fn identify(&self, credential: Credential) -> Result<Identity, SessionError> {
+        match credential {
+            Credential::None => Err(AuthError::Missing.into()),
+            Credential::Token(token) => Ok(self.auth.authenticate_token(&token)?),
+            Credential::Authenticated(identity) => Ok(identity),
+        }
+    }
+}
+
+fn create_private_dir(path: &std::path::Path) -> Result<(), GatewayError> {
+    let err = |source| GatewayError::StateDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// A new random id: 16 lowercase hex digits.
+pub(crate) fn new_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}

@@ -1,0 +1,206 @@
+//! Relays to the upstream git servers, with the vaulted credential.
+//!
+//! Two operations serve every transport: [`Upstream::advertise`] (the ref advertisement, without
+//! the smart-HTTP `# service=` header) and [`Upstream::rpc`] (one stateless request/response
+//! exchange, as `git http-backend` does). Both stream in both directions: no body is held whole.
+//!
+//! Credentials live here and nowhere else: the configuration hands them over as
+//! [`Secret`](crate::secret::Secret), they go into request headers and are never formatted
+//! into errors or logs.
+
+mod file;
+mod http;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::{Config, UpstreamTarget};
+use crate::git::{ByteStream, Protocol, Service};
+
+pub use file::FileUpstream;
+pub use http::HttpUpstream;
+
+/// What went wrong talking to an upstream. Messages name the upstream and repo, never a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The repository does not exist upstream (or is not a git repository).
+    #[error("repository {repo} not found on upstream {upstream}")]
+    NotFound {
+        /// Upstream name.
+        upstream: String,
+        /// Repository path under the upstream.
+        repo: String,
+    },
+    /// The upstream refused the gateway's own credential.
+    #[error("upstream {upstream} refused the gateway's credential (HTTP {status})")]
+    Unauthorized {
+        /// Upstream name.
+        upstream: String,
+        /// The HTTP status it answered.
+        status: u16,
+    },
+    /// The upstream answered with an unexpected status.
+    #[error("upstream {upstream} answered HTTP {status}")]
+    Status {
+        /// Upstream name.
+        upstream: String,
+        /// The HTTP status it answered.
+        status: u16,
+    },
+    /// The upstream answered something that is not a smart-HTTP git response.
+    #[error("upstream {upstream} sent an unexpected response: {detail}")]
+    Protocol {
+        /// Upstream name.
+        upstream: String,
+        /// What was unexpected.
+        detail: String,
+    },
+    /// The upstream could not be reached.
+    #[error("upstream {upstream} unreachable: {detail}")]
+    Unreachable {
+        /// Upstream name.
+        upstream: String,
+        /// The transport error, without URLs carrying credentials.
+        detail: String,
+    },
+    /// A local git process could not be started.
+    #[error("could not run git for upstream {upstream}: {source}")]
+    Spawn {
+        /// Upstream name.
+        upstream: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// This kind of upstream is not supported yet.
+    #[error("upstream {upstream}: {kind} upstreams are not supported yet")]
+    Unsupported {
+        /// Upstream name.
+        upstream: String,
+        /// The URL scheme.
+        kind: &'static str,
+    },
+}
+
+/// One configured upstream, ready to relay.
+pub enum Upstream {
+    /// A folder of repositories on this machine, served by local `git` processes.
+    File(FileUpstream),
+    /// A smart-HTTP server.
+    Http(HttpUpstream),
+    /// An SSH server (not implemented yet: every operation fails closed).
+    Ssh {
+        /// Upstream name.
+        name: String,
+    },
+}
+
+impl Upstream {
+    /// The upstream's configured name (first segment of gateway URLs).
+    pub fn name(&self) -> &str {
+        match self {
+            Upstream::File(f) => f.name(),
+            Upstream::Http(h) => h.name(),
+            Upstream::Ssh { name } => name,
+        }
+    }
+
+    /// Streams the ref advertisement of `service` for the repository at `path` (relative to the
+    /// upstream, validated by the router), without the smart-HTTP `# service=` header.
+    pub async fn advertise(
+        &self,
+        path: &str,
+        service: Service,
+        protocol: Protocol,
+    ) -> Result<ByteStream, UpstreamError> {
+        match self {
+            Upstream::File(f) => f.advertise(path, service, protocol).await,
+            Upstream::Http(h) => h.advertise(path, service, protocol).await,
+            Upstream::Ssh { name } => Err(UpstreamError::Unsupported {
+                upstream: name.clone(),
+                kind: "ssh",
+            }),
+        }
+    }
+
+    /// One stateless request/response exchange with `service`: `body` is sent as the request,
+    /// the response streams back.
+    pub async fn rpc(
+        &self,
+        path: &str,
+        service: Service,
+        protocol: Protocol,
+        body: ByteStream,
+    ) -> Result<ByteStream, UpstreamError> {
+        match self {
+            Upstream::File(f) => f.rpc(path, service, protocol, body).await,
+            Upstream::Http(h) => h.rpc(path, service, protocol, body).await,
+            Upstream::Ssh { name } => Err(UpstreamError::Unsupported {
+                upstream: name.clone(),
+                kind: "ssh",
+            }),
+        }
+    }
+}
+
+/// All configured upstreams, by name.
+pub struct Upstreams {
+    list: Vec<Arc<Upstream>>,
+}
+
+impl Upstreams {
+    /// Builds every upstream of the configuration (HTTP clients, CA roots).
+    pub fn new(config: &Config) -> Result<Upstreams, UpstreamSetupError> {
+        let mut list = Vec::with_capacity(config.upstreams.len());
+        for u in &config.upstreams {
+            let upstream = match &u.target {
+                UpstreamTarget::File { root } => {
+                    Upstream::File(FileUpstream::new(u.name.clone(), root.clone()))
+                }
+                UpstreamTarget::Http {
+                    base,
+                    credential,
+                    ca_file,
+                } => Upstream::Http(HttpUpstream::new(
+                    u.name.clone(),
+                    base.clone(),
+                    credential.clone(),
+                    ca_file.as_deref(),
+                )?),
+                UpstreamTarget::Ssh { .. } => Upstream::Ssh {
+                    name: u.name.clone(),
+                },
+            };
+            list.push(Arc::new(upstream));
+        }
+        Ok(Upstreams { list })
+    }
+
+    /// The upstream called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Upstream>> {
+        self.list.iter().find(|u| u.name() == name).cloned()
+    }
+}
+
+/// An upstream could not be set up at start.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamSetupError {
+    /// The CA file could not be read or parsed.
+    #[error("upstream {upstream}: cannot use ca_file {path}: {detail}")]
+    CaFile {
+        /// Upstream name.
+        upstream: String,
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("upstream {upstream}: cannot build the HTTP client: {detail}")]
+    Client {
+        /// Upstream name.
+        upstream: String,
+        /// What failed.
+        detail: String,
+    },
+}
