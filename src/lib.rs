@@ -7,6 +7,8 @@
 //!   decide -> record -> approve -> relay -> answer.
 //! - [`http`]: the smart-HTTP adapter (hyper): routes, auth headers, streamed bodies, `/healthz`.
 //! - [`proto`]: git wire formats: pkt-line, capabilities, advertisements, commands, report-status.
+//! - [`policy`]: rules -> per-ref verdicts, hidden refs, and the fixture runner behind
+//!   `policy test`.
 //! - [`identity`]: who is calling: `Identity { name, groups }` from static tokens (later OIDC, SSH).
 //! - [`upstream`]: relays to `file://` and `http(s)://` upstreams with the vaulted credential.
 //! - [`admin`]: the admin listener: `/metrics` (Prometheus text) and `/healthz`.
@@ -19,6 +21,7 @@ pub mod config;
 pub mod git;
 pub mod http;
 pub mod identity;
+pub mod policy;
 pub mod proto;
 pub mod secret;
 pub mod session;

@@ -5,6 +5,7 @@
 
 mod check;
 mod demo;
+mod policy;
 mod serve;
 
 use std::path::PathBuf;
@@ -57,12 +58,29 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Policy tools.
+    Policy {
+        /// What to do.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Print the SHA-256 to put in `[[token]] sha256` for a token read from stdin (or a new
     /// random token when --generate is given).
     HashToken {
         /// Generate a new random token and print it with its hash.
         #[arg(long)]
         generate: bool,
+    },
+}
+
+/// `gitgate policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate the policy fixtures under DIR and print the decisions (exit 1 on a failed
+    /// expectation).
+    Test {
+        /// A scenario folder (gitgate.toml + cases.toml) or a folder of them.
+        dir: PathBuf,
     },
 }
 
@@ -108,6 +126,9 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve { config } => serve::run(&config),
         Command::Demo { dir, no_serve } => demo::run(&dir, !no_serve),
         Command::Check { config } => check::run(&config),
+        Command::Policy {
+            command: PolicyCommand::Test { dir },
+        } => policy::test(&dir),
         Command::HashToken { generate } => hash_token(generate),
     }
 }
