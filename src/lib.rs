@@ -7,6 +7,8 @@
 //!   decide -> record -> approve -> relay -> answer.
 //! - [`http`]: the smart-HTTP adapter (hyper): routes, auth headers, streamed bodies, `/healthz`.
 //! - [`proto`]: git wire formats: pkt-line, capabilities, advertisements, commands, report-status.
+//! - [`pack`]: pushed packs: verify with limits, index, visit objects, rebuild a subset.
+//! - [`inspect`]: what a push does: op per ref, introduced commits, changed paths, new blobs.
 //! - [`policy`]: rules -> per-ref verdicts, hidden refs, and the fixture runner behind
 //!   `policy test`.
 //! - [`identity`]: who is calling: `Identity { name, groups }` from static tokens (later OIDC, SSH).
@@ -21,6 +23,8 @@ pub mod config;
 pub mod git;
 pub mod http;
 pub mod identity;
+pub mod inspect;
+pub mod pack;
 pub mod policy;
 pub mod proto;
 pub mod secret;

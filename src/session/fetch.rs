@@ -6,7 +6,7 @@ use futures_util::{stream, StreamExt};
 use super::oplog::{self, Operation};
 use super::{Gateway, Rejection, Session, SessionError};
 use crate::git::{ByteStream, Service};
-use crate::proto::{parse_upload_request, CapabilityEdit, UploadLimits};
+use crate::proto::{parse_upload_request, Capability, CapabilityEdit, UploadLimits};
 
 impl Gateway {
     /// The ref advertisement for the session's service, fetched from the upstream with the
@@ -24,7 +24,7 @@ impl Gateway {
                 .await?;
             Ok::<_, SessionError>(super::advertise::filter_stream(
                 upstream,
-                CapabilityEdit::default(),
+                advertisement_edit(session.service)?,
             ))
         }
         .await;
@@ -75,6 +75,20 @@ impl Gateway {
             Err(e) => Err(fail(&mut op, &e)),
         }
     }
+}
+
+/// How the gateway edits the v0/v1 capability list it relays.
+fn advertisement_edit(service: Service) -> Result<CapabilityEdit, SessionError> {
+    Ok(match service {
+        // `no-thin`: the client sends a self-contained pack, so every object can be resolved
+        // and inspected without the upstream's objects. `push-cert`: signed pushes would need
+        // the gateway to forward a certificate over a command list it may change.
+        Service::ReceivePack => CapabilityEdit {
+            remove: vec!["push-cert".into()],
+            add: vec![Capability::flag("no-thin")?],
+        },
+        Service::UploadPack => CapabilityEdit::default(),
+    })
 }
 
 /// Ends `op` with the rejection `e` maps to.

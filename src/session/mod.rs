@@ -8,6 +8,7 @@
 //! place, [`reject`].
 
 mod advertise;
+mod answer;
 mod fetch;
 mod oplog;
 mod push;
@@ -22,6 +23,7 @@ use crate::admin::metrics::Metrics;
 use crate::config::Config;
 use crate::git::{Protocol, Service};
 use crate::identity::{AuthError, Authenticator, Identity};
+use crate::policy::Policy;
 use crate::secret::Secret;
 use crate::upstream::{UpstreamError, UpstreamSetupError, Upstreams};
 
@@ -152,6 +154,7 @@ pub struct Gateway {
     auth: Authenticator,
     upstreams: Upstreams,
     metrics: Arc<Metrics>,
+    policy: Policy,
     spool_dir: PathBuf,
 }
 
@@ -165,6 +168,7 @@ impl Gateway {
         create_private_dir(&spool_dir)?;
         Ok(Gateway {
             auth: Authenticator::new(&config),
+            policy: Policy::new(&config),
             upstreams: Upstreams::new(&config)?,
             config,
             metrics,
@@ -175,6 +179,11 @@ impl Gateway {
     /// The configuration the gateway runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The state folder.
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.config.server.state_dir
     }
 
     /// The metrics.
@@ -207,7 +216,24 @@ impl Gateway {
                 return Err(rejection);
             }
         };
-        // Seam (policy issue): `fetch` and push-level authorization are decided here.
+        if request.service == Service::UploadPack {
+            let verdict = self.policy.decide_fetch(
+                &crate::policy::Subject {
+                    name: &identity.name,
+                    groups: &identity.groups,
+                },
+                &repo.name,
+            );
+            if verdict.decision != crate::config::Decision::Allow {
+                tracing::info!(
+                    identity = %identity.name,
+                    repo = %repo.name,
+                    rule = verdict.rule.as_deref().unwrap_or("policy.default"),
+                    "fetch denied"
+                );
+                return Err(Rejection::new(RejectKind::Forbidden, verdict.reason));
+            }
+        }
         Ok(Session {
             id: new_id(),
             identity,

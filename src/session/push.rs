@@ -1,16 +1,40 @@
-//! receive-pack (push): read the commands, spool the pack to disk, inspect, decide, record,
-//! approve, then relay what is allowed.
+//! receive-pack (push): read the commands, spool the pack, verify and index it, inspect each
+//! ref update against the upstream's history, decide per ref, then relay only what is allowed
+//! and answer with a report that merges the gateway's `ng` lines with the upstream's.
+
+use std::sync::Arc;
 
 use futures_util::{stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
-use super::fetch::fail;
+use super::answer::{explain, AnswerFormat};
+use super::fetch::{fail, read_bounded};
 use super::oplog::{self, Operation};
 use super::{Gateway, Rejection, Session, SessionError};
+use crate::config::{Decision, Op};
 use crate::git::{ByteStream, Service};
+use crate::inspect::{inspect_update, GitDir, PackFacts, Quarantine, UpdateFacts};
+use crate::pack::{IndexedPack, PackError};
+use crate::policy::{RefUpdate, Subject, Verdict};
 use crate::proto::pktline::PktReader;
-use crate::proto::receive::{self, UpdateRequest};
+use crate::proto::receive::{self, Command, UpdateRequest};
+use crate::proto::report::{parse_response, RefStatus, Report, Unpack};
+use crate::proto::Capability;
+
+/// The upstream's answer to a push (report-status and messages) is read whole, up to this.
+const MAX_UPSTREAM_REPORT: u64 = 16 << 20;
+/// Most commits inspected per ref update.
+const MAX_COMMITS_PER_UPDATE: usize = 100_000;
+
+/// The decision on one ref update.
+struct Decided {
+    command: Command,
+    // Kept for the record of the operation (the audit issue reads it).
+    #[allow(dead_code)]
+    op: Option<Op>,
+    verdict: Verdict,
+}
 
 impl Gateway {
     /// One push. The whole request is read (the pack spooled under `state_dir/spool`) before
@@ -43,19 +67,230 @@ impl Gateway {
         let spool = self
             .spool_pack(&buffered, rest, limits.max_push_bytes)
             .await?;
+        let format = AnswerFormat::from(&request.capabilities);
+        let order: Vec<&str> = request
+            .commands
+            .iter()
+            .map(|c| c.refname.as_str())
+            .collect();
 
-        // Seams, in order (each is a later issue): inspect the pack and ref updates, decide per
-        // ref, record the operation, hold for approval. Today every update is relayed.
-        let relayed: UpdateRequest = request;
+        // Verify and index the pack; a bad pack is the client's fault: `unpack <error>`.
+        let indexed = if request.expects_pack() {
+            match self.index_pack(spool.path()).await {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) if e.is_input_error() => {
+                    tracing::info!(session = %session.id, error = %e, "pushed pack refused");
+                    let reason = format!("gitgate refused the pack: {e}");
+                    let report = Report {
+                        unpack: Unpack::Failed(reason.clone()),
+                        refs: order
+                            .iter()
+                            .map(|r| RefStatus::rejected(r, "unpacker error"))
+                            .collect(),
+                    };
+                    let mut messages = Vec::new();
+                    messages.extend_from_slice(format!("gitgate: {reason}\n").as_bytes());
+                    return Ok(once(format.encode(&messages, &report)?));
+                }
+                Err(e) => return Err(SessionError::Internal(format!("indexing the pack: {e}"))),
+            }
+        } else {
+            None
+        };
 
-        let file = spool
-            .reopen()
-            .map_err(|e| SessionError::Internal(format!("reopening the spooled pack: {e}")))?;
+        let history = session.repo.upstream.history(&session.repo.path).await?;
+        let quarantine = Quarantine::create(&self.state_dir().join("quarantine"), &history)
+            .map_err(|e| SessionError::Internal(format!("creating the quarantine: {e}")))?;
+        let facts = match &indexed {
+            Some(pack) => {
+                link_pack(pack, &quarantine)?;
+                let pack = pack.clone();
+                tokio::task::spawn_blocking(move || PackFacts::collect(&pack))
+                    .await
+                    .map_err(|e| SessionError::Internal(e.to_string()))?
+                    .map_err(|e| SessionError::Internal(format!("reading the pack: {e}")))?
+            }
+            None => PackFacts::default(),
+        };
+        let git = GitDir::new(quarantine.git_dir());
+        let decided = self.decide(session, &request, &git, &facts).await;
+
+        // Fail closed: anything not allowed is rejected; `--atomic` rejects all on one denial.
+        let mut own: Vec<RefStatus> = Vec::new();
+        let mut allowed: Vec<Command> = Vec::new();
+        for d in &decided {
+            match d.verdict.decision {
+                Decision::Allow => allowed.push(d.command.clone()),
+                Decision::Deny => {
+                    own.push(RefStatus::rejected(&d.command.refname, &d.verdict.reason))
+                }
+                Decision::Approve => own.push(RefStatus::rejected(
+                    &d.command.refname,
+                    &format!(
+                        "{} (needs approval, which this gateway cannot grant yet)",
+                        d.verdict.reason
+                    ),
+                )),
+            }
+        }
+        if request.capabilities.contains("atomic") && !own.is_empty() && !allowed.is_empty() {
+            let first = own
+                .first()
+                .map(|s| s.refname().to_string())
+                .unwrap_or_default();
+            for c in allowed.drain(..) {
+                own.push(RefStatus::rejected(
+                    &c.refname,
+                    &format!("atomic push failed: {first} was rejected"),
+                ));
+            }
+        }
+        let mut messages = Vec::new();
+        for status in &own {
+            explain(&mut messages, status);
+        }
+
+        let upstream_report = if allowed.is_empty() {
+            None
+        } else {
+            let denied_any = !own.is_empty();
+            let (report, upstream_messages) = self
+                .relay(
+                    session,
+                    &request,
+                    allowed,
+                    denied_any,
+                    indexed.as_deref(),
+                    &git,
+                    spool,
+                    op,
+                )
+                .await?;
+            messages.extend_from_slice(&upstream_messages);
+            Some(report)
+        };
+        let report = Report::merge(&order, upstream_report.as_ref(), &own);
+        Ok(once(format.encode(&messages, &report)?))
+    }
+
+    async fn decide(
+        &self,
+        session: &Session,
+        request: &UpdateRequest,
+        git: &GitDir,
+        facts: &PackFacts,
+    ) -> Vec<Decided> {
+        let subject = Subject {
+            name: &session.identity.name,
+            groups: &session.identity.groups,
+        };
+        let mut decided = Vec::with_capacity(request.commands.len());
+        for command in &request.commands {
+            let inspected = inspect_update(git, command, facts, MAX_COMMITS_PER_UPDATE).await;
+            let (op, verdict) = match inspected {
+                Ok(update) => {
+                    let verdict = self.decide_one(&subject, session, command, &update);
+                    (Some(update.op), verdict)
+                }
+                Err(e) => {
+                    tracing::warn!(session = %session.id, refname = %command.refname, error = %e, "inspection failed");
+                    (
+                        None,
+                        Verdict {
+                            decision: Decision::Deny,
+                            rule: None,
+                            reason: "gitgate could not inspect this update".into(),
+                        },
+                    )
+                }
+            };
+            tracing::info!(
+                target: "gitgate::decision",
+                session = %session.id,
+                identity = %session.identity.name,
+                repo = %session.repo.name,
+                refname = %command.refname,
+                old = %command.old,
+                new = %command.new,
+                op = op.map_or("unknown", Op::as_str),
+                decision = verdict.decision.as_str(),
+                rule = verdict.rule.as_deref().unwrap_or("policy.default"),
+                "ref update decided"
+            );
+            decided.push(Decided {
+                command: command.clone(),
+                op,
+                verdict,
+            });
+        }
+        decided
+    }
+
+    fn decide_one(
+        &self,
+        subject: &Subject<'_>,
+        session: &Session,
+        command: &Command,
+        update: &UpdateFacts,
+    ) -> Verdict {
+        let blobs = update.blob_facts();
+        self.policy.decide_push(
+            subject,
+            &session.repo.name,
+            &RefUpdate {
+                refname: &command.refname,
+                op: update.op,
+                commits: &update.commits,
+                paths: &update.paths,
+                blobs: &blobs,
+            },
+        )
+    }
+
+    /// Sends the allowed commands upstream with the pack they need, and returns the upstream's
+    /// report and messages. When some refs were denied, the pack is rebuilt from the spooled
+    /// objects so that nothing only a denied ref brings reaches the upstream.
+    #[allow(clippy::too_many_arguments)]
+    async fn relay(
+        &self,
+        session: &Session,
+        request: &UpdateRequest,
+        allowed: Vec<Command>,
+        denied_any: bool,
+        indexed: Option<&IndexedPack>,
+        git: &GitDir,
+        spool: tempfile::NamedTempFile,
+        op: &Operation,
+    ) -> Result<(Report, Vec<u8>), SessionError> {
+        let mut capabilities = request.capabilities.clone();
+        if !capabilities.contains("report-status") && !capabilities.contains("report-status-v2") {
+            // We need the upstream's verdict even if the client does not.
+            capabilities.push(Capability::flag("report-status")?);
+        }
+        let sideband = capabilities.contains("side-band-64k") || capabilities.contains("side-band");
+        let relayed = UpdateRequest {
+            shallow: request.shallow.clone(),
+            commands: allowed,
+            capabilities,
+            push_options: request.push_options.clone(),
+        };
         let mut head = bytes::BytesMut::new();
         relayed.encode(&mut head)?;
         let head = head.freeze();
-        let pack = ReaderStream::new(tokio::fs::File::from_std(file));
-        let body: ByteStream = Box::pin(stream::once(async move { Ok(head) }).chain(pack));
+
+        let pack_file: Option<tempfile::NamedTempFile> = match (relayed.expects_pack(), indexed) {
+            (false, _) | (true, None) => None,
+            (true, Some(_)) if !denied_any => Some(spool),
+            (true, Some(pack)) => Some(self.subset_pack(&relayed, pack, git).await?),
+        };
+        let mut body: ByteStream = Box::pin(stream::once(async move { Ok(head) }));
+        if let Some(file) = &pack_file {
+            let reopened = file
+                .reopen()
+                .map_err(|e| SessionError::Internal(format!("reopening the pack: {e}")))?;
+            let pack = ReaderStream::new(tokio::fs::File::from_std(reopened));
+            body = Box::pin(body.chain(pack));
+        }
         let body = oplog::count(body, op.bytes_in.clone());
         let answer = session
             .repo
@@ -67,11 +302,85 @@ impl Gateway {
                 body,
             )
             .await?;
-        // The spool file lives until the answer has been streamed (then it is deleted).
-        Ok(Box::pin(answer.map(move |chunk| {
-            let _keep = &spool;
-            chunk
-        })))
+        let raw = read_bounded(answer, MAX_UPSTREAM_REPORT, "the upstream's report")
+            .await
+            .map_err(|e| match e {
+                SessionError::Body(e) => {
+                    SessionError::Upstream(crate::upstream::UpstreamError::Protocol {
+                        upstream: session.repo.upstream.name().to_string(),
+                        detail: e.to_string(),
+                    })
+                }
+                other => other,
+            })?;
+        drop(pack_file);
+        match parse_response(&raw, sideband) {
+            Ok(response) => Ok((response.report, response.messages)),
+            Err(e) => Err(SessionError::Upstream(
+                crate::upstream::UpstreamError::Protocol {
+                    upstream: session.repo.upstream.name().to_string(),
+                    detail: format!("unreadable push report: {e}"),
+                },
+            )),
+        }
+    }
+
+    /// Writes a pack holding only the objects the relayed (allowed) updates need.
+    async fn subset_pack(
+        &self,
+        relayed: &UpdateRequest,
+        pack: &IndexedPack,
+        git: &GitDir,
+    ) -> Result<tempfile::NamedTempFile, SessionError> {
+        let tips: Vec<String> = relayed
+            .commands
+            .iter()
+            .filter(|c| !c.is_delete())
+            .map(|c| c.new.to_hex())
+            .collect();
+        let needed = git
+            .objects_for(&tips)
+            .await
+            .map_err(|e| SessionError::Internal(format!("listing objects: {e}")))?;
+        let ids: Vec<crate::pack::ObjectId> = needed
+            .iter()
+            .filter_map(|hex| crate::pack::ObjectId::from_hex(hex.as_bytes()).ok())
+            .filter(|id| pack.contains(id))
+            .collect();
+        let internal = |e: std::io::Error| SessionError::Internal(format!("writing the pack: {e}"));
+        let mut out = tempfile::Builder::new()
+            .prefix("relay-")
+            .suffix(".pack")
+            .tempfile_in(&self.spool_dir)
+            .map_err(internal)?;
+        let written = {
+            let mut writer = std::io::BufWriter::new(out.as_file_mut());
+            let outcome = crate::pack::write_subset(pack, ids.into_iter(), &mut writer)
+                .map_err(|e| SessionError::Internal(format!("writing the pack: {e}")))?;
+            std::io::Write::flush(&mut writer).map_err(internal)?;
+            outcome
+        };
+        tracing::debug!(
+            objects = written.objects,
+            bytes = written.bytes,
+            "rebuilt the pack for the allowed refs"
+        );
+        Ok(out)
+    }
+
+    async fn index_pack(&self, path: &std::path::Path) -> Result<IndexedPack, PackError> {
+        let options = crate::pack::Options {
+            max_pack_bytes: self.config().limits.max_push_bytes,
+            ..crate::pack::Options::default()
+        };
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || crate::pack::index(&path, &options))
+            .await
+            .unwrap_or_else(|e| {
+                Err(PackError::Internal {
+                    detail: e.to_string(),
+                })
+            })
     }
 
     fn proto_limits(&self) -> receive::Limits {
@@ -118,6 +427,27 @@ impl Gateway {
         file.flush().await.map_err(internal)?;
         Ok(spool)
     }
+}
+
+fn once(bytes: bytes::Bytes) -> ByteStream {
+    Box::pin(stream::once(async move { Ok(bytes) }))
+}
+
+/// Hard-links the indexed pack into the quarantine as `pack-<checksum>.{pack,idx}`.
+fn link_pack(pack: &IndexedPack, quarantine: &Quarantine) -> Result<(), SessionError> {
+    let (Some(idx), Some(checksum)) = (pack.idx_path(), pack.checksum()) else {
+        return Ok(());
+    };
+    let base = quarantine.pack_dir().join(format!("pack-{checksum}"));
+    let internal =
+        |e: std::io::Error| SessionError::Internal(format!("quarantining the pack: {e}"));
+    link_or_copy(pack.pack_path(), &base.with_extension("pack")).map_err(internal)?;
+    link_or_copy(idx, &base.with_extension("idx")).map_err(internal)?;
+    Ok(())
+}
+
+fn link_or_copy(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ()))
 }
 
 /// Copies the request body to the spool: read errors are the client's, write errors ours.

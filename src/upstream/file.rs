@@ -53,6 +53,11 @@ impl FileUpstream {
         Err(not_found())
     }
 
+    /// The repository itself: its objects and refs are the upstream's history.
+    pub fn history(&self, path: &str) -> Result<PathBuf, UpstreamError> {
+        self.repo_dir(path)
+    }
+
     fn command(&self, service: Service, protocol: Protocol, dir: &Path) -> Command {
         let mut cmd = Command::new("git");
         cmd.arg(service.as_str())

@@ -2,13 +2,14 @@
 //! credential. The client's own `Authorization` never travels upstream; redirects are not
 //! followed (a redirect could carry the credential elsewhere).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use url::Url;
 
+use super::mirror::Mirrors;
 use super::{UpstreamError, UpstreamSetupError};
 use crate::config::HttpCredential;
 use crate::git::{ByteStream, Protocol, Service};
@@ -23,6 +24,7 @@ pub struct HttpUpstream {
     base: Url,
     credential: Option<HttpCredential>,
     client: reqwest::Client,
+    mirrors: Mirrors,
 }
 
 impl HttpUpstream {
@@ -32,6 +34,7 @@ impl HttpUpstream {
         base: Url,
         credential: Option<HttpCredential>,
         ca_file: Option<&Path>,
+        mirrors_root: PathBuf,
     ) -> Result<Self, UpstreamSetupError> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
@@ -61,6 +64,7 @@ impl HttpUpstream {
             detail: e.to_string(),
         })?;
         Ok(HttpUpstream {
+            mirrors: Mirrors::new(name.clone(), mirrors_root),
             name,
             base,
             credential,
@@ -71,6 +75,14 @@ impl HttpUpstream {
     /// The upstream's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Refreshes the mirror of `path` and returns its git dir.
+    pub async fn history(&self, path: &str) -> Result<PathBuf, UpstreamError> {
+        let url = self.url(path, &[])?;
+        self.mirrors
+            .refresh(path, &url, self.credential.as_ref())
+            .await
     }
 
     fn url(&self, path: &str, tail: &[&str]) -> Result<Url, UpstreamError> {

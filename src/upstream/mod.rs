@@ -10,6 +10,7 @@
 
 mod file;
 mod http;
+mod mirror;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,6 +73,14 @@ pub enum UpstreamError {
         #[source]
         source: std::io::Error,
     },
+    /// The mirror of an upstream repository could not be refreshed.
+    #[error("upstream {upstream}: mirror refresh failed: {detail}")]
+    Mirror {
+        /// Upstream name.
+        upstream: String,
+        /// What failed (never a credential).
+        detail: String,
+    },
     /// This kind of upstream is not supported yet.
     #[error("upstream {upstream}: {kind} upstreams are not supported yet")]
     Unsupported {
@@ -87,7 +96,7 @@ pub enum Upstream {
     /// A folder of repositories on this machine, served by local `git` processes.
     File(FileUpstream),
     /// A smart-HTTP server.
-    Http(HttpUpstream),
+    Http(Box<HttpUpstream>),
     /// An SSH server (not implemented yet: every operation fails closed).
     Ssh {
         /// Upstream name.
@@ -143,6 +152,22 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// A git directory holding (at least) the commits and trees of the upstream repository at
+    /// `path`, with its refs as the upstream has them now: the repository itself for `file://`
+    /// upstreams, a freshly fetched mirror for HTTP ones. Used read-only, as an alternate.
+    pub async fn history(&self, path: &str) -> Result<PathBuf, UpstreamError> {
+        match self {
+            Upstream::File(f) => f.history(path),
+            Upstream::Http(h) => h.history(path).await,
+            Upstream::Ssh { name } => Err(UpstreamError::Unsupported {
+                upstream: name.clone(),
+                kind: "ssh",
+            }),
+        }
+    }
+}
+
 /// All configured upstreams, by name.
 pub struct Upstreams {
     list: Vec<Arc<Upstream>>,
@@ -161,12 +186,13 @@ impl Upstreams {
                     base,
                     credential,
                     ca_file,
-                } => Upstream::Http(HttpUpstream::new(
+                } => Upstream::Http(Box::new(HttpUpstream::new(
                     u.name.clone(),
                     base.clone(),
                     credential.clone(),
                     ca_file.as_deref(),
-                )?),
+                    config.server.state_dir.join("mirrors"),
+                )?)),
                 UpstreamTarget::Ssh { .. } => Upstream::Ssh {
                     name: u.name.clone(),
                 },

@@ -1,0 +1,55 @@
+//! [`Options`]: the limits that keep a hostile pack from exhausting memory, disk or time.
+
+use std::time::Duration;
+
+/// Limits and knobs for [`index`](crate::pack::index) and [`IndexedPack`](crate::pack::IndexedPack).
+///
+/// Every limit is checked before the work it guards is done: sizes come from entry headers and delta
+/// headers, which are read before anything is inflated into memory. Each violation is its own
+/// [`PackError`](crate::pack::PackError) variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Largest pack file accepted, in bytes. The caller enforces this while spooling; it is checked
+    /// again on the file. Default 2 GiB (GitHub's push limit).
+    pub max_pack_bytes: u64,
+    /// Most objects a pack may announce. Bounds the index and the per-object bookkeeping (a few
+    /// dozen bytes each). Default 1 000 000.
+    pub max_objects: u32,
+    /// Largest inflated size of one entry and of one delta result, in bytes. Guards against zlib
+    /// bombs (a few compressed bytes declaring gigabytes) and delta bombs (a small delta declaring an
+    /// enormous result): both are refused from their headers. It is also the size of the biggest
+    /// buffer decoding allocates. Default 256 MiB.
+    pub max_object_bytes: u64,
+    /// Most bytes all entries may inflate to, delta instructions and delta results counted, i.e. the
+    /// total work of decoding the pack once. Also bounds what delta resolution may hold in memory at
+    /// worst (bases shared by several deltas stay alive until their last delta is applied).
+    /// Default 4 GiB.
+    pub max_total_bytes: u64,
+    /// Longest delta chain (a delta against a full object has depth 1). Each lookup of a deep object
+    /// replays its whole chain, so depth multiplies the cost of [`find`](crate::pack::IndexedPack::find).
+    /// git itself writes at most 50 (`pack.depth`) and caps at 4095. Default 10 000.
+    pub max_delta_depth: u32,
+    /// Wall-clock budget for [`index`](crate::pack::index), checked between objects. Default 5 minutes.
+    pub max_duration: Duration,
+    /// Threads used to resolve deltas; 1 keeps the work on the calling (blocking) thread.
+    /// Values above 1 only take effect when gix-pack is built with its `parallel` feature. Default 1.
+    pub threads: usize,
+    /// Memory for recently decoded delta bases kept by [`find`](crate::pack::IndexedPack::find).
+    /// Default 16 MiB.
+    pub find_cache_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_pack_bytes: 2 << 30,
+            max_objects: 1_000_000,
+            max_object_bytes: 256 << 20,
+            max_total_bytes: 4 << 30,
+            max_delta_depth: 10_000,
+            max_duration: Duration::from_secs(5 * 60),
+            threads: 1,
+            find_cache_bytes: 16 << 20,
+        }
+    }
+}

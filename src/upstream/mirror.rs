@@ -1,0 +1,168 @@
+//! Mirrors of HTTP upstream repositories under `state_dir/mirrors`: blobless partial clones
+//! (commits and trees suffice to classify ref updates and list changed paths), refreshed with
+//! the vaulted credential when a push needs them.
+//!
+//! The credential reaches git through `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`
+//! environment variables: never on a command line (visible to every local user in `/proc`),
+//! never in the mirror's config file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use tokio::process::Command;
+use url::Url;
+
+use super::UpstreamError;
+use crate::config::HttpCredential;
+
+/// The mirrors of one upstream, each refreshed by one task at a time.
+pub(crate) struct Mirrors {
+    upstream: String,
+    root: PathBuf,
+    locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Mirrors {
+    pub(crate) fn new(upstream: String, root: PathBuf) -> Self {
+        Mirrors {
+            upstream,
+            root,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Brings the mirror of `path` (fetched from `url`) up to date and returns its git dir.
+    pub(crate) async fn refresh(
+        &self,
+        path: &str,
+        url: &Url,
+        credential: Option<&HttpCredential>,
+    ) -> Result<PathBuf, UpstreamError> {
+        let name = if path.ends_with(".git") {
+            path.to_string()
+        } else {
+            format!("{path}.git")
+        };
+        let dir = self.root.join(&self.upstream).join(name);
+        let lock = {
+            let mut locks = self
+                .locks
+                .lock()
+                .map_err(|_| self.failed("mirror lock poisoned".into()))?;
+            locks.entry(dir.clone()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        if !dir.join("HEAD").is_file() {
+            self.init(&dir, url).await?;
+        }
+        self.git(&dir, credential)
+            .args([
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--filter=blob:none",
+                "origin",
+                "+refs/*:refs/*",
+            ])
+            .run(self)
+            .await?;
+        Ok(dir)
+    }
+
+    async fn init(&self, dir: &Path, url: &Url) -> Result<(), UpstreamError> {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| self.failed(format!("creating the mirror: {e}")))?;
+        let run = |args: Vec<String>| {
+            let mut cmd = self.git(dir, None);
+            cmd.args(args);
+            cmd
+        };
+        run(vec!["init".into(), "--quiet".into(), "--bare".into()])
+            .run(self)
+            .await?;
+        for (key, value) in [
+            ("remote.origin.url", url.as_str()),
+            ("remote.origin.promisor", "true"),
+            ("remote.origin.partialclonefilter", "blob:none"),
+            ("core.logAllRefUpdates", "false"),
+            ("gc.auto", "0"),
+        ] {
+            run(vec!["config".into(), key.into(), value.into()])
+                .run(self)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn git(&self, dir: &Path, credential: Option<&HttpCredential>) -> Git {
+        let mut cmd = Command::new("git");
+        cmd.env("GIT_DIR", dir)
+            .env_remove("GIT_WORK_TREE")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut config: Vec<(&str, String)> = vec![
+            ("http.followRedirects", "false".into()),
+            ("credential.helper", String::new()),
+        ];
+        if let Some(c) = credential {
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                c.username,
+                c.password.expose()
+            ));
+            config.push(("http.extraHeader", format!("Authorization: Basic {basic}")));
+        }
+        cmd.env("GIT_CONFIG_COUNT", config.len().to_string());
+        for (i, (key, value)) in config.into_iter().enumerate() {
+            cmd.env(format!("GIT_CONFIG_KEY_{i}"), key);
+            cmd.env(format!("GIT_CONFIG_VALUE_{i}"), value);
+        }
+        Git(cmd)
+    }
+
+    fn failed(&self, detail: String) -> UpstreamError {
+        UpstreamError::Mirror {
+            upstream: self.upstream.clone(),
+            detail,
+        }
+    }
+}
+
+struct Git(Command);
+
+impl Git {
+    fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.0.args(args);
+        self
+    }
+
+    async fn run(&mut self, mirrors: &Mirrors) -> Result<(), UpstreamError> {
+        let output = self
+            .0
+            .output()
+            .await
+            .map_err(|e| mirrors.failed(format!("running git: {e}")))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        // git's stderr names the URL (without credentials: they are in a header) and the cause.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.lines().last().unwrap_or("").trim().to_string();
+        Err(mirrors.failed(format!("git failed ({}): {last}", output.status)))
+    }
+}
