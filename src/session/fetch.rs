@@ -6,7 +6,13 @@ use futures_util::{stream, StreamExt};
 use super::oplog::{self, Operation};
 use super::{Gateway, Rejection, Session, SessionError};
 use crate::git::{ByteStream, Service};
-use crate::proto::{parse_upload_request, Capability, CapabilityEdit, UploadLimits};
+use std::collections::HashSet;
+
+use super::refs::{advertised_tips, filter_listing, Listing, RefListFilter};
+use crate::git::Protocol;
+use crate::proto::{
+    parse_upload_request, Capability, CapabilityEdit, UploadCommand, UploadLimits, UploadRequest,
+};
 
 impl Gateway {
     /// The ref advertisement for the session's service, fetched from the upstream with the
@@ -22,10 +28,19 @@ impl Gateway {
                 .upstream
                 .advertise(&session.repo.path, session.service, session.protocol)
                 .await?;
-            Ok::<_, SessionError>(super::advertise::filter_stream(
-                upstream,
-                advertisement_edit(session.service)?,
-            ))
+            let body =
+                super::advertise::filter_stream(upstream, advertisement_edit(session.service)?);
+            // v2 advertises capabilities only; its refs come from `ls-refs` (filtered below).
+            Ok::<_, SessionError>(
+                if session.hidden.is_empty() || session.protocol == Protocol::V2 {
+                    body
+                } else {
+                    filter_listing(
+                        body,
+                        RefListFilter::new(session.hidden.clone(), Listing::Advertisement),
+                    )
+                },
+            )
         }
         .await;
         match result {
@@ -54,6 +69,10 @@ impl Gateway {
                     reason: reason.to_string(),
                 });
             }
+            let ls_refs = summary.command == Some(UploadCommand::LsRefs);
+            if !session.hidden.is_empty() {
+                self.check_wants(session, &summary).await?;
+            }
             // Seam (record issue): wants, haves, filters are recorded here, before relaying.
             let body: ByteStream = Box::pin(stream::once(async move { Ok(request) }));
             let body = oplog::count(body, op.bytes_in.clone());
@@ -67,7 +86,14 @@ impl Gateway {
                     body,
                 )
                 .await?;
-            Ok::<_, SessionError>(answer)
+            Ok::<_, SessionError>(if ls_refs && !session.hidden.is_empty() {
+                filter_listing(
+                    answer,
+                    RefListFilter::new(session.hidden.clone(), Listing::LsRefs),
+                )
+            } else {
+                answer
+            })
         }
         .await;
         match result {
@@ -76,6 +102,68 @@ impl Gateway {
         }
     }
 }
+
+impl Gateway {
+    /// Refuses fetching a hidden ref by name (`want-ref`) or by the id of its tip (`want`),
+    /// unless a visible ref has the same tip.
+    async fn check_wants(
+        &self,
+        session: &Session,
+        request: &UploadRequest,
+    ) -> Result<(), SessionError> {
+        if let Some(name) = request
+            .want_refs
+            .iter()
+            .find(|r| session.hidden.is_hidden(r))
+        {
+            return Err(SessionError::Refused {
+                reason: format!("{}: {name} is not available", hidden_rule(session, name)),
+            });
+        }
+        if request.wants.is_empty() {
+            return Ok(());
+        }
+        let advertisement = session
+            .repo
+            .upstream
+            .advertise(&session.repo.path, Service::UploadPack, Protocol::V0)
+            .await?;
+        let body = read_bounded(
+            advertisement,
+            MAX_ADVERTISEMENT,
+            "the upstream's advertisement",
+        )
+        .await?;
+        let tips = advertised_tips(&body);
+        let visible: HashSet<&str> = tips
+            .iter()
+            .filter(|(_, name)| !session.hidden.is_hidden(name))
+            .map(|(oid, _)| oid.as_str())
+            .collect();
+        for want in &request.wants {
+            let hex = want.to_hex();
+            if visible.contains(hex.as_str()) {
+                continue;
+            }
+            if let Some((_, name)) = tips.iter().find(|(oid, _)| *oid == hex) {
+                return Err(SessionError::Refused {
+                    reason: format!(
+                        "{}: object {hex} is not available",
+                        hidden_rule(session, name)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn hidden_rule<'a>(session: &'a Session, refname: &str) -> &'a str {
+    session.hidden.hidden_by(refname).unwrap_or("hide_refs")
+}
+
+/// The upstream's advertisement read to check wants is bounded by this.
+const MAX_ADVERTISEMENT: u64 = 256 << 20;
 
 /// How the gateway edits the v0/v1 capability list it relays.
 fn advertisement_edit(service: Service) -> Result<CapabilityEdit, SessionError> {

@@ -12,6 +12,7 @@ mod answer;
 mod fetch;
 mod oplog;
 mod push;
+mod refs;
 pub mod reject;
 pub mod route;
 
@@ -92,6 +93,8 @@ pub struct Session {
     pub transport: Transport,
     /// The client's address.
     pub peer: Option<SocketAddr>,
+    /// The refs this caller may neither see nor fetch in this repository.
+    pub hidden: crate::policy::RefFilter,
 }
 
 /// Why a session step failed; [`reject`] turns it into the client's answer.
@@ -216,14 +219,13 @@ impl Gateway {
                 return Err(rejection);
             }
         };
+        let subject = crate::policy::Subject {
+            name: &identity.name,
+            groups: &identity.groups,
+        };
+        let hidden = self.policy.ref_filter(&subject, &repo.name);
         if request.service == Service::UploadPack {
-            let verdict = self.policy.decide_fetch(
-                &crate::policy::Subject {
-                    name: &identity.name,
-                    groups: &identity.groups,
-                },
-                &repo.name,
-            );
+            let verdict = self.policy.decide_fetch(&subject, &repo.name);
             if verdict.decision != crate::config::Decision::Allow {
                 tracing::info!(
                     identity = %identity.name,
@@ -247,6 +249,7 @@ impl Gateway {
             },
             transport: request.transport,
             peer: request.peer,
+            hidden,
         })
     }
 
