@@ -1,0 +1,16 @@
+//! gitgate's integration tests: one binary, a module per feature, real parts started by `harness`
+//! (upstreams on loopback, the gateway binary, the git CLI).
+//!
+//! Set `GITGATE_BIN` to test another binary, `GITGATE_KEEP_TMP=1` to keep the temporary folders.
+
+#[macro_use]
+mod harness;
+
+mod auth;
+mod check;
+mod harness_selftest;
+mod http_clone;
+mod http_push;
+mod robustness;
+mod routing;
+mod serve;
