@@ -1,6 +1,5 @@
 //! Routes of the admin listener.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::CONTENT_TYPE;
@@ -14,7 +13,7 @@ use crate::http::{full, Body};
 pub async fn handle(
     metrics: Arc<Metrics>,
     request: hyper::Request<Incoming>,
-    _peer: SocketAddr,
+    _conn: crate::http::listener::Conn,
 ) -> Response<Body> {
     let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
         ("GET", "/metrics") => (

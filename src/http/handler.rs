@@ -3,7 +3,6 @@
 //! `POST /<repo>/git-upload-pack`, `POST /<repo>/git-receive-pack`, `GET /healthz`.
 //! Dumb HTTP and anything else get a clear 4xx.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_compression::tokio::bufread::GzipDecoder;
@@ -16,6 +15,7 @@ use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::{Frame, Incoming};
 use tokio_util::io::{ReaderStream, StreamReader};
 
+use super::listener::Conn;
 use super::{auth, full, Body};
 use crate::git::{ByteStream, Protocol, Service};
 use crate::proto;
@@ -30,7 +30,7 @@ enum Endpoint<'a> {
 pub async fn handle(
     gateway: Arc<Gateway>,
     request: hyper::Request<Incoming>,
-    peer: SocketAddr,
+    conn: Conn,
 ) -> Response<Body> {
     let path = request.uri().path().to_string();
     if path == "/healthz" {
@@ -53,13 +53,13 @@ pub async fn handle(
                     "dumb HTTP is not supported: use a git client with smart HTTP",
                 );
             };
-            info_refs(&gateway, &request, peer, repo, service).await
+            info_refs(&gateway, &request, &conn, repo, service).await
         }
         Endpoint::Rpc(repo, service) => {
             if request.method() != Method::POST {
                 return text(StatusCode::METHOD_NOT_ALLOWED, "use POST for git services");
             }
-            rpc(&gateway, request, peer, repo.to_string(), service).await
+            rpc(&gateway, request, &conn, repo.to_string(), service).await
         }
     }
 }
@@ -98,7 +98,7 @@ fn protocol<B>(request: &hyper::Request<B>) -> Protocol {
 fn open(
     gateway: &Gateway,
     request: &hyper::Request<impl Sized>,
-    peer: SocketAddr,
+    conn: &Conn,
     repo: &str,
     service: Service,
 ) -> Result<crate::session::Session, Rejection> {
@@ -114,18 +114,19 @@ fn open(
         service,
         protocol: protocol(request),
         transport: Transport::Http,
-        peer: Some(peer),
+        peer: Some(conn.peer),
+        session: Some(conn.id.to_string()),
     })
 }
 
 async fn info_refs(
     gateway: &Gateway,
     request: &hyper::Request<Incoming>,
-    peer: SocketAddr,
+    conn: &Conn,
     repo: &str,
     service: Service,
 ) -> Response<Body> {
-    let session = match open(gateway, request, peer, repo, service) {
+    let session = match open(gateway, request, conn, repo, service) {
         Ok(s) => s,
         Err(r) => return reject(&r),
     };
@@ -149,11 +150,11 @@ async fn info_refs(
 async fn rpc(
     gateway: &Gateway,
     request: hyper::Request<Incoming>,
-    peer: SocketAddr,
+    conn: &Conn,
     repo: String,
     service: Service,
 ) -> Response<Body> {
-    let session = match open(gateway, &request, peer, &repo, service) {
+    let session = match open(gateway, &request, conn, &repo, service) {
         Ok(s) => s,
         Err(r) => return reject(&r),
     };

@@ -20,6 +20,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::Body;
 
+/// One accepted connection, as handlers see it.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// A random id for this connection. git reuses one keep-alive connection for the requests
+    /// of one command (info/refs, then the POSTs), so it groups them into a session.
+    pub id: Arc<str>,
+}
+
 /// TLS could not be set up from the configured files.
 #[derive(Debug, thiserror::Error)]
 #[error("TLS setup failed for {path}: {detail}")]
@@ -67,7 +77,7 @@ pub async fn serve<H, F>(
     grace: Duration,
     handler: H,
 ) where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Conn) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
@@ -86,9 +96,14 @@ pub async fn serve<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let conn = Conn {
+            peer,
+            id: Arc::from(crate::session::new_id()),
+        };
         let service = service_fn(move |req| {
             let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler(req, peer).await) }
+            let conn = conn.clone();
+            async move { Ok::<_, Infallible>(handler(req, conn).await) }
         });
         let builder = hyper::server::conn::http1::Builder::new();
         match &tls {

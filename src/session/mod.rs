@@ -74,6 +74,9 @@ pub struct OpenRequest<'a> {
     pub transport: Transport,
     /// The client's address, when known.
     pub peer: Option<SocketAddr>,
+    /// The session this request belongs to (an HTTP connection, an SSH connection); a new
+    /// one when absent.
+    pub session: Option<String>,
 }
 
 /// An identified caller working on one routed repository with one service.
@@ -237,7 +240,7 @@ impl Gateway {
             }
         }
         Ok(Session {
-            id: new_id(),
+            id: request.session.unwrap_or_else(new_id),
             identity,
             repo,
             service: request.service,
@@ -276,7 +279,7 @@ fn create_private_dir(path: &std::path::Path) -> Result<(), GatewayError> {
     Ok(())
 }
 
-/// A new random id: 16 lowercase hex digits.
-pub(crate) fn new_id() -> String {
+/// A new random id: 16 lowercase hex digits (sessions, operations).
+pub fn new_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }

@@ -16,6 +16,8 @@ use crate::session::{RejectKind, Session};
 
 /// An operation in flight: counts bytes, logs and measures once when it ends.
 pub(crate) struct Operation {
+    /// This operation's id (the record's `id`).
+    pub(crate) id: String,
     session: Session,
     phase: &'static str,
     started: Instant,
@@ -30,6 +32,7 @@ impl Operation {
     pub(crate) fn start(session: &Session, phase: &'static str, metrics: &Arc<Metrics>) -> Self {
         metrics.active.inc();
         Operation {
+            id: crate::session::new_id(),
             session: session.clone(),
             phase,
             started: Instant::now(),
@@ -89,6 +92,7 @@ impl Operation {
         let s = &self.session;
         tracing::info!(
             target: "gitgate::operation",
+            op = %self.id,
             session = %s.id,
             identity = %s.identity.name,
             auth = s.identity.method.as_str(),
