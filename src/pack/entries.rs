@@ -60,6 +60,7 @@ pub(crate) struct Entries {
     ref_bases: Vec<ObjectId>,
     trailer: Option<ObjectId>,
     error: Option<PackError>,
+    failed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +123,7 @@ pub(crate) fn open(
         ref_bases: Vec::new(),
         trailer: None,
         error: None,
+        failed: false,
     }))
 }
 
@@ -483,12 +485,13 @@ impl Iterator for Entries {
     type Item = Result<input::Entry, gix_error::Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.remaining == 0 || self.error.is_some() {
+        if self.remaining == 0 || self.failed {
             return None;
         }
         match self.next_entry() {
             Ok(entry) => Some(Ok(entry)),
             Err(err) => {
+                self.failed = true;
                 self.error = Some(err);
                 Some(Err(
                     gix_error::message("pack entry refused by gitgate").validation_error()

@@ -1,11 +1,11 @@
-//! [`index`]: verify a spooled pack and write its `.idx`.
+//! [`index()`]: verify a spooled pack and write its `.idx`.
 //!
 //! Three passes, each bounded by [`Options`]:
-//! 1. [`entries`](crate::pack::entries) reads the file once: headers, limits, zlib framing, CRC-32 and
+//! 1. [`entries`] reads the file once: headers, limits, zlib framing, CRC-32 and
 //!    the trailing SHA-1, all before anything is inflated into memory.
 //! 2. gix-pack's index writer resolves every delta and hashes every object into the `.idx`.
-//! 3. [`IndexedPack::verify`] checks unique ids and chain depth, then decodes every object again
-//!    through the fresh index to parse commits, trees and tags.
+//! 3. `IndexedPack::verify` checks unique ids and chain depth, then decodes every commit, tree and
+//!    tag again through the fresh index to parse it (blobs need no second look).
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use gix_hash::ObjectId;
 use gix_pack::data::input;
 
-use crate::pack::entries;
+use crate::pack::entries::{self, Entries};
 use crate::pack::traverse::{gix_failure, resolver};
 use crate::pack::{IndexedPack, Kind, Options, PackError};
 
@@ -43,33 +43,40 @@ where
 /// A missing or empty file is a push without objects and yields an empty [`IndexedPack`]. Ref-delta
 /// bases must be inside the pack (the gateway advertises `no-thin`). On error, no `.idx` is left behind.
 pub fn index(pack: &Path, options: &Options) -> Result<IndexedPack, PackError> {
-    run(pack, options, None)
+    run(pack, options, None, Instant::now())
 }
 
-/// Like [`index`], but ref-delta bases missing from the pack are asked of `bases` and inserted, as
-/// `git index-pack --fix-thin` does. The completed pack is written to `<pack>.fixed.pack` (with
-/// `<pack>.fixed.idx`); [`IndexedPack::pack_path`] names it. `bases` is asked for every ref-delta base
-/// first, so a base it knows is inserted even if the pack holds it too (the copies are identical).
-/// Inserted bases are limited by [`Options::max_object_bytes`].
+/// Like [`index()`], but a pack whose ref-delta bases are missing ([`PackError::MissingBase`]) is
+/// completed with bases from `bases`, as `git index-pack --fix-thin` does. A self-contained pack
+/// is indexed as by [`index()`]. A completed pack is written to `<pack>.fixed.pack` (with
+/// `<pack>.fixed.idx`), which [`IndexedPack::pack_path`] names.
+///
+/// While completing, `bases` is asked for every ref-delta base before the pack is searched, so a base
+/// that the pack holds too would be inserted twice and refused as [`PackError::DuplicateObject`].
+/// Inserted bases are limited by [`Options::max_object_bytes`]; both attempts share
+/// [`Options::max_duration`].
 pub fn index_with_bases(
     pack: &Path,
     options: &Options,
     bases: &dyn BaseLookup,
 ) -> Result<IndexedPack, PackError> {
-    run(pack, options, Some(bases))
+    let started = Instant::now();
+    match run(pack, options, None, started) {
+        Err(PackError::MissingBase { .. }) => run(pack, options, Some(bases), started),
+        other => other,
+    }
 }
 
 fn run(
     pack_path: &Path,
     options: &Options,
     bases: Option<&dyn BaseLookup>,
+    started: Instant,
 ) -> Result<IndexedPack, PackError> {
-    let started = Instant::now();
     let Some(mut entries) = entries::open(pack_path, options, started, bases.is_some())? else {
         return Ok(IndexedPack::empty(pack_path, options));
     };
-    let header = entries.header();
-    if header.count == 0 {
+    if entries.header().count == 0 {
         entries.finish_empty()?;
     }
     let data_path = match bases {
@@ -78,85 +85,37 @@ fn run(
     };
     let idx_path = data_path.with_extension("idx");
     if idx_path == pack_path {
-        return Err(PackError::io(
-            pack_path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the pack file must not end in .idx",
-            ),
-        ));
+        let reason = "the pack file must not end in .idx";
+        let err = std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
+        return Err(PackError::io(pack_path, err));
     }
     let mut cleanup = Cleanup(vec![idx_path.clone()]);
     if bases.is_some() {
         cleanup.0.push(data_path.clone());
     }
-    let deadline = started
-        .checked_add(options.max_duration)
-        .map(|at| (at, options.max_duration));
-    let mut idx = IdxWriter::create(&idx_path)?;
     let job = Job {
         data_path: &data_path,
+        idx_path: &idx_path,
         options,
-        deadline,
-        version: header.version,
+        deadline: started
+            .checked_add(options.max_duration)
+            .map(|at| (at, options.max_duration)),
+        version: entries.header().version,
     };
-    let result = match bases {
+    let mut idx = IdxWriter::create(&idx_path)?;
+    let written = match bases {
         None => job.write_idx(&mut entries, &mut idx),
-        Some(bases) => {
-            let finder = BaseFinder {
-                bases,
-                max_object_bytes: options.max_object_bytes,
-                error: RefCell::new(None),
-            };
-            let result = File::options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&data_path)
-                .map_err(|e| PackError::io(&data_path, e))
-                .map(|out| {
-                    let completed = input::LookupRefDeltaObjectsIter::new(
-                        &mut entries,
-                        &finder,
-                        gix_zlib::Compression::BEST_SPEED,
-                    );
-                    let mut rewritten = input::EntriesToBytesIter::new(
-                        completed,
-                        out,
-                        header.version,
-                        gix_hash::Kind::Sha1,
-                    );
-                    job.write_idx(&mut rewritten, &mut idx)
-                })?;
-            if let Some(err) = finder.error.into_inner() {
-                return Err(err);
-            }
-            result
-        }
-    };
-    let written = result.map_err(|err| {
-        if let Some(e) = entries.take_error() {
-            return e;
-        }
-        if let Some(e) = idx.error.take() {
-            return PackError::io(&idx_path, e);
-        }
-        if deadline.is_some_and(|(at, _)| Instant::now() > at) {
-            return PackError::TimeLimitExceeded {
-                limit: options.max_duration,
-            };
-        }
-        missing_base(&err, entries.ref_bases()).unwrap_or_else(|| gix_failure(&err))
-    })?;
+        Some(bases) => job.write_completed(&mut entries, bases, &mut idx)?,
+    }
+    .map_err(|err| job.explain(&err, &mut entries, &mut idx))?;
     idx.finish().map_err(|e| PackError::io(&idx_path, e))?;
     if bases.is_none() && entries.trailer().is_some_and(|t| t != written.data_hash) {
         return Err(PackError::Internal {
             detail: "the index names a different pack checksum than the pack".into(),
         });
     }
-    let indexed = IndexedPack::open(data_path, idx_path, options)?;
-    indexed.verify(options, deadline)?;
+    let indexed = IndexedPack::open(data_path.clone(), idx_path.clone(), options)?;
+    indexed.verify(options, job.deadline)?;
     cleanup.0.clear();
     Ok(indexed)
 }
@@ -180,19 +139,78 @@ fn missing_base(err: &gix_error::Error, ref_bases: &[ObjectId]) -> Option<PackEr
     }
 }
 
+/// One indexing run: where the pack data and the `.idx` go, and the limits.
 struct Job<'a> {
     data_path: &'a Path,
+    idx_path: &'a Path,
     options: &'a Options,
     deadline: Option<(Instant, Duration)>,
     version: gix_pack::data::Version,
 }
 
+type IndexOutcome = Result<gix_pack::index::write::Outcome, gix_error::Error>;
+
 impl Job<'_> {
+    /// Completes a thin pack: `bases` supplies missing ref-delta bases, which gix inserts before
+    /// their first delta while rewriting the pack to `data_path`, then indexes the result.
+    fn write_completed(
+        &self,
+        entries: &mut Entries,
+        bases: &dyn BaseLookup,
+        idx: &mut IdxWriter,
+    ) -> Result<IndexOutcome, PackError> {
+        let finder = BaseFinder {
+            bases,
+            max_object_bytes: self.options.max_object_bytes,
+            error: RefCell::new(None),
+        };
+        let out = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.data_path)
+            .map_err(|e| PackError::io(self.data_path, e))?;
+        let completed = input::LookupRefDeltaObjectsIter::new(
+            entries,
+            &finder,
+            gix_zlib::Compression::BEST_SPEED,
+        );
+        let mut rewritten =
+            input::EntriesToBytesIter::new(completed, out, self.version, gix_hash::Kind::Sha1);
+        let result = self.write_idx(&mut rewritten, idx);
+        match finder.error.into_inner() {
+            Some(err) => Err(err),
+            None => Ok(result),
+        }
+    }
+
+    /// Explains a gix failure: our own checks and I/O first, then the budget, then gix's reason.
+    fn explain(
+        &self,
+        err: &gix_error::Error,
+        entries: &mut Entries,
+        idx: &mut IdxWriter,
+    ) -> PackError {
+        if let Some(e) = entries.take_error() {
+            return e;
+        }
+        if let Some(e) = idx.error.take() {
+            return PackError::io(self.idx_path, e);
+        }
+        if let Some((at, limit)) = self.deadline {
+            if Instant::now() > at {
+                return PackError::TimeLimitExceeded { limit };
+            }
+        }
+        missing_base(err, entries.ref_bases()).unwrap_or_else(|| gix_failure(err))
+    }
+
     fn write_idx(
         &self,
         entries: &mut dyn Iterator<Item = Result<input::Entry, gix_error::Error>>,
         out: &mut IdxWriter,
-    ) -> Result<gix_pack::index::write::Outcome, gix_error::Error> {
+    ) -> IndexOutcome {
         let deadline = self.deadline;
         let data_path = self.data_path;
         let never = AtomicBool::new(false);
@@ -216,7 +234,7 @@ impl Job<'_> {
             out,
             &never,
             gix_hash::Kind::Sha1,
-            usize::try_from(self.options.max_object_bytes).ok(),
+            self.options.alloc_limit(),
             self.version,
         )
     }

@@ -11,7 +11,7 @@ use gix_pack::data::decode::entry::ResolvedBase;
 use crate::pack::traverse::{self, Stop};
 use crate::pack::{chain, validate, Kind, Options, PackError};
 
-/// A pack that [`index`](crate::pack::index) verified, with the `.idx` written next to it.
+/// A pack that [`index`](crate::pack::index()) verified, with the `.idx` written next to it.
 ///
 /// Reading is memory-mapped: the `.pack` and `.idx` must not be modified or truncated while this
 /// value lives (a truncated mapping faults). The files stay on disk after drop; the caller removes
@@ -91,7 +91,7 @@ impl IndexedPack {
         idx_path: PathBuf,
         options: &Options,
     ) -> Result<Self, PackError> {
-        let alloc_limit = alloc_limit(options);
+        let alloc_limit = options.alloc_limit();
         let pack = gix_pack::data::File::at(&pack_path, gix_hash::Kind::Sha1)
             .map_err(|e| PackError::internal(&e))?
             .with_alloc_limit_bytes(alloc_limit);
@@ -110,7 +110,7 @@ impl IndexedPack {
             pack_path,
             files,
             threads: options.threads,
-            alloc_limit: alloc_limit(options),
+            alloc_limit: options.alloc_limit(),
             lookup: Mutex::new(Lookup::new(options.find_cache_bytes)),
         }
     }
@@ -254,9 +254,4 @@ impl IndexedPack {
         let index = &self.files.as_ref()?.index;
         index.lookup(id).map(|i| index.pack_offset_at_index(i))
     }
-}
-
-/// The biggest single buffer decoding may allocate: a result, its base, and the delta instructions.
-fn alloc_limit(options: &Options) -> Option<usize> {
-    usize::try_from(options.max_object_bytes.saturating_mul(3)).ok()
 }

@@ -4,7 +4,7 @@
 //! pushed pack to disk first and runs this module in `spawn_blocking`.
 //!
 //! # Flow
-//! 1. [`index`] takes the spooled `.pack` (bytes exactly as the client sent them; a missing or empty
+//! 1. [`index()`] takes the spooled `.pack` (bytes exactly as the client sent them; a missing or empty
 //!    file is a push without objects), verifies it and writes an `.idx` next to it, so that the pair can
 //!    be dropped into a quarantine `objects/pack/` and read by git. It returns an [`IndexedPack`].
 //! 2. [`IndexedPack::for_each`] visits every object once, decoded; [`IndexedPack::find`] looks one up.

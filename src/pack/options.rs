@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Limits and knobs for [`index`](crate::pack::index) and [`IndexedPack`](crate::pack::IndexedPack).
+/// Limits and knobs for [`index`](crate::pack::index()) and [`IndexedPack`](crate::pack::IndexedPack).
 ///
 /// Every limit is checked before the work it guards is done: sizes come from entry headers and delta
 /// headers, which are read before anything is inflated into memory. Each violation is its own
@@ -29,7 +29,7 @@ pub struct Options {
     /// replays its whole chain, so depth multiplies the cost of [`find`](crate::pack::IndexedPack::find).
     /// git itself writes at most 50 (`pack.depth`) and caps at 4095. Default 10 000.
     pub max_delta_depth: u32,
-    /// Wall-clock budget for [`index`](crate::pack::index), checked between objects. Default 5 minutes.
+    /// Wall-clock budget for [`index`](crate::pack::index()), checked between objects. Default 5 minutes.
     pub max_duration: Duration,
     /// Threads used to resolve deltas; 1 keeps the work on the calling (blocking) thread.
     /// Values above 1 only take effect when gix-pack is built with its `parallel` feature. Default 1.
@@ -51,5 +51,16 @@ impl Default for Options {
             threads: 1,
             find_cache_bytes: 16 << 20,
         }
+    }
+}
+
+impl Options {
+    /// The cap handed to gix-pack for any single allocation: a delta result, its base and the delta
+    /// instructions, or the per-object bookkeeping of the delta tree. Sizes were already checked
+    /// against the limits above; this is defence in depth inside gix.
+    pub(crate) fn alloc_limit(&self) -> Option<usize> {
+        let buffers = self.max_object_bytes.saturating_mul(3);
+        let bookkeeping = u64::from(self.max_objects).saturating_mul(256);
+        usize::try_from(buffers.max(bookkeeping)).ok()
     }
 }

@@ -4,6 +4,7 @@
 
 mod build;
 mod malformed;
+mod objects;
 mod real_git;
 mod seeds;
 mod subset;

@@ -262,3 +262,52 @@ fn a_pack_without_objects_is_valid_and_git_reads_its_idx() {
         .to_owned();
     run_git(tmp.path(), &["verify-pack", &idx], b"");
 }
+
+#[test]
+fn indexed_pack_can_move_to_and_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<crate::pack::IndexedPack>();
+    assert_send_sync::<PackError>();
+}
+
+#[test]
+fn for_each_stops_at_the_first_visitor_error() {
+    #[derive(Debug)]
+    enum Failure {
+        Stop(usize),
+        Pack(PackError),
+    }
+    impl From<PackError> for Failure {
+        fn from(err: PackError) -> Self {
+            Failure::Pack(err)
+        }
+    }
+    let (tmp, repo) = history_repo(3, 50);
+    let pack = pack_objects(&repo, "", &["--all"]);
+    let indexed = index(&spool(tmp.path(), &pack), &Options::default()).expect("valid");
+    let mut seen = 0;
+    let result = indexed.for_each(|_, _, _| {
+        seen += 1;
+        if seen == 3 {
+            return Err(Failure::Stop(seen));
+        }
+        Ok(())
+    });
+    match result {
+        Err(Failure::Stop(3)) => {}
+        Err(Failure::Pack(err)) => panic!("the pack is valid: {err}"),
+        other => panic!("expected the visitor's error, got {other:?}"),
+    }
+    assert_eq!(seen, 3);
+}
+
+#[test]
+fn self_contained_pack_is_not_rewritten_by_index_with_bases() {
+    let (tmp, repo) = history_repo(4, 60);
+    let pack = pack_objects(&repo, "", &["--all", "--delta-base-offset"]);
+    let path = spool(tmp.path(), &pack);
+    let never = |_: &ObjectId| -> Option<(Kind, Vec<u8>)> { panic!("no base is needed") };
+    let indexed = index_with_bases(&path, &Options::default(), &never).expect("valid");
+    assert_eq!(indexed.pack_path(), path);
+    assert!(!path.with_extension("fixed.pack").exists());
+}
