@@ -11,6 +11,7 @@
 //! - [`inspect`]: what a push does: op per ref, introduced commits, changed paths, new blobs.
 //! - [`policy`]: rules -> per-ref verdicts, hidden refs, and the fixture runner behind
 //!   `policy test`.
+//! - [`scan`]: secret detectors, the blob scanner, findings and their redaction.
 //! - [`identity`]: who is calling: `Identity { name, groups }` from static tokens (later OIDC, SSH).
 //! - [`upstream`]: relays to `file://` and `http(s)://` upstreams with the vaulted credential.
 //! - [`admin`]: the admin listener: `/metrics` (Prometheus text) and `/healthz`.
@@ -27,6 +28,7 @@ pub mod inspect;
 pub mod pack;
 pub mod policy;
 pub mod proto;
+pub mod scan;
 pub mod secret;
 pub mod session;
 pub mod upstream;

@@ -15,6 +15,7 @@ mod push;
 mod refs;
 pub mod reject;
 pub mod route;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -161,6 +162,7 @@ pub struct Gateway {
     upstreams: Upstreams,
     metrics: Arc<Metrics>,
     policy: Policy,
+    scanner: Option<Arc<crate::scan::Scanner>>,
     spool_dir: PathBuf,
 }
 
@@ -175,6 +177,7 @@ impl Gateway {
         Ok(Gateway {
             auth: Authenticator::new(&config),
             policy: Policy::new(&config),
+            scanner: secrets::build(&config),
             upstreams: Upstreams::new(&config)?,
             config,
             metrics,

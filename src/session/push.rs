@@ -11,10 +11,11 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use super::answer::{explain, AnswerFormat};
 use super::fetch::{fail, read_bounded};
 use super::oplog::{self, Operation};
+use super::secrets::{self, ScanResult};
 use super::{Gateway, Rejection, Session, SessionError};
 use crate::config::{Decision, Op};
 use crate::git::{ByteStream, Service};
-use crate::inspect::{inspect_update, GitDir, PackFacts, Quarantine, UpdateFacts};
+use crate::inspect::{inspect_update, GitDir, InspectError, PackFacts, Quarantine, UpdateFacts};
 use crate::pack::{IndexedPack, PackError};
 use crate::policy::{RefUpdate, Subject, Verdict};
 use crate::proto::pktline::PktReader;
@@ -113,7 +114,19 @@ impl Gateway {
             None => PackFacts::default(),
         };
         let git = GitDir::new(quarantine.git_dir());
-        let decided = self.decide(session, &request, &git, &facts).await;
+
+        // Inspect every update, then scan the pack once with what inspection learnt.
+        let mut inspected = Vec::with_capacity(request.commands.len());
+        for command in &request.commands {
+            let facts = inspect_update(&git, command, &facts, MAX_COMMITS_PER_UPDATE).await;
+            if let Err(e) = &facts {
+                tracing::warn!(session = %session.id, refname = %command.refname, error = %e, "inspection failed");
+            }
+            inspected.push((command.clone(), facts));
+        }
+        let scan = self.scan_push(indexed.as_ref(), &inspected).await?;
+        let mut messages = Vec::new();
+        let decided = self.decide(session, inspected, &scan, &mut messages);
 
         // Fail closed: anything not allowed is rejected; `--atomic` rejects all on one denial.
         let mut own: Vec<RefStatus> = Vec::new();
@@ -145,7 +158,6 @@ impl Gateway {
                 ));
             }
         }
-        let mut messages = Vec::new();
         for status in &own {
             explain(&mut messages, status);
         }
@@ -153,7 +165,8 @@ impl Gateway {
         let upstream_report = if allowed.is_empty() {
             None
         } else {
-            let denied_any = !own.is_empty();
+            // A secret in a blob no ref reaches must not travel inside the original pack.
+            let denied_any = !own.is_empty() || scan.unreferenced_secret;
             let (report, upstream_messages) = self
                 .relay(
                     session,
@@ -173,36 +186,51 @@ impl Gateway {
         Ok(once(format.encode(&messages, &report)?))
     }
 
-    async fn decide(
+    /// Scans the pushed blobs when scanning is on.
+    async fn scan_push(
+        &self,
+        indexed: Option<&Arc<IndexedPack>>,
+        inspected: &[(Command, Result<UpdateFacts, InspectError>)],
+    ) -> Result<ScanResult, SessionError> {
+        let (Some(scanner), Some(pack)) = (self.scanner.clone(), indexed.cloned()) else {
+            return Ok(ScanResult::default());
+        };
+        let paths = secrets::blob_paths(inspected.iter().filter_map(|(_, f)| f.as_ref().ok()));
+        tokio::task::spawn_blocking(move || secrets::scan_pack(&scanner, &pack, &paths))
+            .await
+            .map_err(|e| SessionError::Internal(e.to_string()))?
+            .map_err(|e| SessionError::Internal(format!("scanning the pack: {e}")))
+    }
+
+    fn decide(
         &self,
         session: &Session,
-        request: &UpdateRequest,
-        git: &GitDir,
-        facts: &PackFacts,
+        inspected: Vec<(Command, Result<UpdateFacts, InspectError>)>,
+        scan: &ScanResult,
+        messages: &mut Vec<u8>,
     ) -> Vec<Decided> {
         let subject = Subject {
             name: &session.identity.name,
             groups: &session.identity.groups,
         };
-        let mut decided = Vec::with_capacity(request.commands.len());
-        for command in &request.commands {
-            let inspected = inspect_update(git, command, facts, MAX_COMMITS_PER_UPDATE).await;
+        let mut decided = Vec::with_capacity(inspected.len());
+        for (command, inspected) in inspected {
             let (op, verdict) = match inspected {
                 Ok(update) => {
-                    let verdict = self.decide_one(&subject, session, command, &update);
+                    let policy = self.decide_one(&subject, session, &command, &update);
+                    let findings = secrets::findings_of(&update, scan);
+                    secrets::explain(messages, &command.refname, &findings);
+                    let verdict = secrets::combine(policy, &findings, self.config().scan.action);
                     (Some(update.op), verdict)
                 }
-                Err(e) => {
-                    tracing::warn!(session = %session.id, refname = %command.refname, error = %e, "inspection failed");
-                    (
-                        None,
-                        Verdict {
-                            decision: Decision::Deny,
-                            rule: None,
-                            reason: "gitgate could not inspect this update".into(),
-                        },
-                    )
-                }
+                Err(_) => (
+                    None,
+                    Verdict {
+                        decision: Decision::Deny,
+                        rule: None,
+                        reason: "gitgate could not inspect this update".into(),
+                    },
+                ),
             };
             tracing::info!(
                 target: "gitgate::decision",
@@ -218,7 +246,7 @@ impl Gateway {
                 "ref update decided"
             );
             decided.push(Decided {
-                command: command.clone(),
+                command,
                 op,
                 verdict,
             });

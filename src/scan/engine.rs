@@ -1,0 +1,423 @@
+//! The [`Scanner`]: one keyword pass per blob, then each hit detector's regex on a window
+//! around the hit, then the filters, cheapest first.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex::bytes::Regex;
+
+use super::allow::{Allow, INLINE_MARKERS};
+use super::detector::{Detector, Filter, Window};
+use super::finding::{fingerprint, preview};
+use super::{filter, Finding, Options, Outcome, SkipReason};
+
+/// Bytes looked at for a NUL to call a blob binary (git's `buffer_is_binary` looks at 8000).
+const BINARY_PROBE: usize = 8 << 10;
+
+/// A compiled detector set. Build it once ([`Scanner::new`]) and share it (`Arc`): it is
+/// `Send + Sync` and scanning takes `&self`.
+pub struct Scanner {
+    options: Options,
+    detectors: Vec<Detector>,
+    compiled: Vec<Compiled>,
+    keywords: Option<AhoCorasick>,
+    /// Per keyword pattern: the exact bytes required (case-sensitive keywords) and the
+    /// detectors it triggers.
+    triggers: Vec<Trigger>,
+    /// Detectors without keywords: their regex runs over the whole blob.
+    always: Vec<u16>,
+    allow: Allow,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("options", &self.options)
+            .field("detectors", &self.detectors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Trigger {
+    exact: Option<Vec<u8>>,
+    detectors: Vec<u16>,
+}
+
+struct Compiled {
+    regex: Regex,
+    value_group: Option<usize>,
+    filters: Vec<Filter>,
+    near: Vec<(Regex, u8)>,
+    window: Window,
+}
+
+/// A detector set that does not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A detector's pattern (or pair pattern) is not a valid regex.
+    #[error("detector {id}: invalid regex: {reason}")]
+    Regex {
+        /// The detector.
+        id: String,
+        /// What the regex compiler said.
+        reason: String,
+    },
+    /// The keyword automaton could not be built.
+    #[error("keywords: {0}")]
+    Keywords(String),
+    /// More detectors than the engine indexes.
+    #[error("too many detectors ({0})")]
+    TooMany(usize),
+}
+
+/// A value that passed its detector's filters: `(detector index, value range)`.
+#[derive(Debug, Clone)]
+struct Candidate {
+    detector: u16,
+    value: Range<usize>,
+}
+
+impl Scanner {
+    /// The built-in detectors with `options`.
+    pub fn new(options: Options) -> Scanner {
+        // The built-in table is static and every pattern is compiled by the tests.
+        Scanner::with(options, super::detectors::all(), Allow::default())
+            .expect("the built-in detectors compile")
+    }
+
+    /// `detectors` (e.g. the built-ins followed by imported ones) with an allowlist.
+    /// Where two detectors' values overlap, the one earlier in `detectors` is reported.
+    pub fn with(
+        options: Options,
+        detectors: Vec<Detector>,
+        allow: Allow,
+    ) -> Result<Scanner, BuildError> {
+        if detectors.len() > usize::from(u16::MAX) {
+            return Err(BuildError::TooMany(detectors.len()));
+        }
+        let mut compiled = Vec::with_capacity(detectors.len());
+        let mut patterns: Vec<&str> = Vec::new();
+        let mut triggers: Vec<Trigger> = Vec::new();
+        let mut always = Vec::new();
+        for (index, d) in detectors.iter().enumerate() {
+            let index = index as u16;
+            compiled.push(compile(d)?);
+            if d.keywords.is_empty() {
+                always.push(index);
+            }
+            for &kw in d.keywords {
+                match patterns.iter().position(|p| *p == kw) {
+                    Some(at) => triggers[at].detectors.push(index),
+                    None => {
+                        patterns.push(kw);
+                        let exact = kw
+                            .bytes()
+                            .any(|b| b.is_ascii_uppercase())
+                            .then(|| kw.as_bytes().to_vec());
+                        triggers.push(Trigger {
+                            exact,
+                            detectors: vec![index],
+                        });
+                    }
+                }
+            }
+        }
+        let keywords = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&patterns)
+                    .map_err(|e| BuildError::Keywords(e.to_string()))?,
+            )
+        };
+        Ok(Scanner {
+            options,
+            detectors,
+            compiled,
+            keywords,
+            triggers,
+            always,
+            allow,
+        })
+    }
+
+    /// The detectors, in priority order.
+    pub fn detectors(&self) -> &[Detector] {
+        &self.detectors
+    }
+
+    /// The options it was built with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Scans one blob. `path` is only copied into the findings.
+    pub fn scan(&self, path: &str, data: &[u8]) -> Outcome {
+        let bytes = data.len() as u64;
+        if bytes > self.options.max_blob_bytes {
+            return Outcome {
+                findings: Vec::new(),
+                skipped: Some(SkipReason::TooLarge {
+                    bytes,
+                    limit: self.options.max_blob_bytes,
+                }),
+            };
+        }
+        let probe = data.get(..BINARY_PROBE).unwrap_or(data);
+        if memchr::memchr(0, probe).is_some() {
+            return Outcome {
+                findings: Vec::new(),
+                skipped: Some(SkipReason::Binary),
+            };
+        }
+        let candidates = self.candidates(data);
+        Outcome {
+            findings: self.findings(path, data, candidates),
+            skipped: None,
+        }
+    }
+
+    /// Keyword pass, windows, regexes and filters.
+    fn candidates(&self, data: &[u8]) -> Vec<Candidate> {
+        let mut hits: Vec<(u16, usize, usize)> = Vec::new();
+        if let Some(ac) = &self.keywords {
+            for m in ac.find_overlapping_iter(data) {
+                let Some(trigger) = self.triggers.get(m.pattern().as_usize()) else {
+                    continue;
+                };
+                if let Some(exact) = &trigger.exact {
+                    if data.get(m.range()) != Some(exact.as_slice()) {
+                        continue;
+                    }
+                }
+                for &d in &trigger.detectors {
+                    hits.push((d, m.start(), m.end()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for &d in &self.always {
+            self.run(d, data, 0..data.len(), &mut out);
+        }
+        if hits.is_empty() {
+            return out;
+        }
+        hits.sort_unstable();
+        let mut current: Option<(u16, Range<usize>)> = None;
+        for (d, start, end) in hits {
+            let Some(compiled) = self.compiled.get(usize::from(d)) else {
+                continue;
+            };
+            let window = window(data, compiled.window, start, end);
+            match &mut current {
+                Some((cd, range)) if *cd == d && window.start <= range.end => {
+                    range.end = range.end.max(window.end);
+                }
+                _ => {
+                    if let Some((cd, range)) = current.take() {
+                        self.run(cd, data, range, &mut out);
+                    }
+                    current = Some((d, window));
+                }
+            }
+        }
+        if let Some((cd, range)) = current {
+            self.run(cd, data, range, &mut out);
+        }
+        out
+    }
+
+    /// Runs detector `d` on `data[range]`.
+    fn run(&self, d: u16, data: &[u8], range: Range<usize>, out: &mut Vec<Candidate>) {
+        let Some(compiled) = self.compiled.get(usize::from(d)) else {
+            return;
+        };
+        let Some(haystack) = data.get(range.clone()) else {
+            return;
+        };
+        let offset = range.start;
+        let mut push = |value: Range<usize>| {
+            let Some(bytes) = haystack.get(value.clone()) else {
+                return;
+            };
+            if compiled.filters.iter().all(|f| filter::passes(f, bytes))
+                && compiled
+                    .near
+                    .iter()
+                    .all(|(re, lines)| near(data, offset + value.start, re, *lines))
+                && !self.allow.permits_value(bytes)
+            {
+                out.push(Candidate {
+                    detector: d,
+                    value: offset + value.start..offset + value.end,
+                });
+            }
+        };
+        match compiled.value_group {
+            Some(group) => {
+                for caps in compiled.regex.captures_iter(haystack) {
+                    if let Some(m) = caps.get(group) {
+                        push(m.range());
+                    }
+                }
+            }
+            None => {
+                for m in compiled.regex.find_iter(haystack) {
+                    push(m.range());
+                }
+            }
+        }
+    }
+
+    /// Overlaps resolved by priority, inline markers honoured, positions computed.
+    fn findings(&self, path: &str, data: &[u8], mut candidates: Vec<Candidate>) -> Vec<Finding> {
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        candidates.sort_by_key(|c| (c.detector, c.value.start));
+        // Accepted value ranges, start -> (end, candidate); never overlapping.
+        let mut accepted: BTreeMap<usize, (usize, u16)> = BTreeMap::new();
+        for c in candidates {
+            let overlaps = accepted
+                .range(..c.value.end.max(c.value.start + 1))
+                .next_back()
+                .is_some_and(|(_, (end, _))| *end > c.value.start);
+            if !overlaps {
+                accepted.insert(c.value.start, (c.value.end, c.detector));
+            }
+        }
+        let mut findings = Vec::with_capacity(accepted.len());
+        let (mut line, mut line_start, mut scanned) = (1u32, 0usize, 0usize);
+        for (start, (end, d)) in accepted {
+            let Some(detector) = self.detectors.get(usize::from(d)) else {
+                continue;
+            };
+            let value = data.get(start..end).unwrap_or_default();
+            if allowed_inline(data, start) || allowed_inline(data, end.saturating_sub(1)) {
+                continue;
+            }
+            for nl in memchr::memchr_iter(b'\n', data.get(scanned..start).unwrap_or_default()) {
+                line = line.saturating_add(1);
+                line_start = scanned + nl + 1;
+            }
+            scanned = start;
+            let finding = Finding {
+                path: path.to_owned(),
+                line,
+                column: u32::try_from(start - line_start + 1).unwrap_or(u32::MAX),
+                detector: detector.id,
+                description: detector.description,
+                preview: preview(value),
+                fingerprint: fingerprint(detector.id, value),
+            };
+            if !self.allow.permits(&finding) {
+                findings.push(finding);
+            }
+        }
+        findings
+    }
+}
+
+fn compile(d: &Detector) -> Result<Compiled, BuildError> {
+    let build = |pattern: &str| {
+        regex::bytes::RegexBuilder::new(pattern)
+            .size_limit(16 << 20)
+            .build()
+            .map_err(|e| BuildError::Regex {
+                id: d.id.to_owned(),
+                reason: e.to_string(),
+            })
+    };
+    let regex = build(d.pattern)?;
+    let value_group = regex.capture_names().position(|name| name == Some("v"));
+    let mut filters: Vec<Filter> = d
+        .filters
+        .iter()
+        .copied()
+        .filter(|f| !matches!(f, Filter::Near { .. }))
+        .collect();
+    filters.sort_by_key(filter::cost);
+    let mut near = Vec::new();
+    for f in d.filters {
+        if let Filter::Near { pattern, lines } = f {
+            near.push((build(pattern)?, *lines));
+        }
+    }
+    Ok(Compiled {
+        regex,
+        value_group,
+        filters,
+        near,
+        window: d.window,
+    })
+}
+
+/// Start of the line holding `at`, not before `lo`.
+fn line_start(data: &[u8], at: usize, lo: usize) -> usize {
+    match memchr::memrchr(b'\n', data.get(lo..at).unwrap_or_default()) {
+        Some(nl) => lo + nl + 1,
+        None => lo,
+    }
+}
+
+/// End (exclusive, at the newline) of the line holding `at`, not after `hi`.
+fn line_end(data: &[u8], at: usize, hi: usize) -> usize {
+    match memchr::memchr(b'\n', data.get(at..hi).unwrap_or_default()) {
+        Some(nl) => at + nl,
+        None => hi.max(at).min(data.len()),
+    }
+}
+
+fn window(data: &[u8], window: Window, start: usize, end: usize) -> Range<usize> {
+    let len = data.len();
+    match window {
+        Window::Line => {
+            line_start(data, start, start.saturating_sub(256))
+                ..line_end(data, end, end.saturating_add(1024).min(len))
+        }
+        Window::Lines(n) => {
+            let lo = start.saturating_sub(4096);
+            let hi = end.saturating_add(4096).min(len);
+            let mut from = line_start(data, start, lo);
+            for _ in 0..n {
+                if from <= lo {
+                    break;
+                }
+                from = line_start(data, from - 1, lo);
+            }
+            let mut to = line_end(data, end, hi);
+            for _ in 0..n {
+                if to >= hi {
+                    break;
+                }
+                to = line_end(data, to + 1, hi);
+            }
+            from..to
+        }
+        Window::After(n) => {
+            line_start(data, start, start.saturating_sub(256))
+                ..end.saturating_add(n as usize).min(len)
+        }
+    }
+}
+
+/// Whether `re` matches within `lines` lines of `at`.
+fn near(data: &[u8], at: usize, re: &Regex, lines: u8) -> bool {
+    let region = window(data, Window::Lines(lines), at, at);
+    data.get(region).is_some_and(|r| re.is_match(r))
+}
+
+/// Whether the line holding `at` carries an inline allow marker.
+fn allowed_inline(data: &[u8], at: usize) -> bool {
+    let from = line_start(data, at, at.saturating_sub(4096));
+    let to = line_end(data, at, at.saturating_add(4096).min(data.len()));
+    let line = data.get(from..to).unwrap_or_default();
+    INLINE_MARKERS
+        .iter()
+        .any(|m| memchr::memmem::find(line, m.as_bytes()).is_some())
+}

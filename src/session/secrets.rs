@@ -1,0 +1,122 @@
+//! The secret-scanning stage of a push: every blob of the pushed pack is scanned once, with
+//! the path inspection found for it, and findings are attached to the ref updates that bring
+//! the blob. A blob no ref update reaches is scanned too (it would otherwise travel upstream
+//! inside the original pack).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::Decision;
+use crate::inspect::UpdateFacts;
+use crate::pack::{IndexedPack, Kind, PackError};
+use crate::policy::Verdict;
+use crate::scan::{Finding, Scanner, SkipReason};
+
+/// What scanning a push found.
+#[derive(Debug, Default)]
+pub(crate) struct ScanResult {
+    /// Findings by blob id (hex).
+    pub findings: HashMap<String, Vec<Finding>>,
+    /// Blobs not scanned (binary, too large), by id.
+    pub skipped: HashMap<String, SkipReason>,
+    /// A blob with findings is not reachable from any ref update's introduced commits.
+    pub unreferenced_secret: bool,
+}
+
+/// Scans every blob of `pack` (blocking: run in `spawn_blocking`).
+pub(crate) fn scan_pack(
+    scanner: &Scanner,
+    pack: &IndexedPack,
+    paths: &HashMap<String, String>,
+) -> Result<ScanResult, PackError> {
+    let mut result = ScanResult::default();
+    pack.for_each(|id, kind, data| {
+        if kind != Kind::Blob {
+            return Ok::<(), PackError>(());
+        }
+        let hex = id.to_string();
+        let path = paths.get(&hex).map(String::as_str);
+        let outcome = scanner.scan(path.unwrap_or(""), data);
+        if let Some(reason) = outcome.skipped {
+            result.skipped.insert(hex.clone(), reason);
+        }
+        if !outcome.findings.is_empty() {
+            if path.is_none() {
+                result.unreferenced_secret = true;
+            }
+            result.findings.insert(hex, outcome.findings);
+        }
+        Ok(())
+    })?;
+    Ok(result)
+}
+
+/// The first path inspection saw each new blob at.
+pub(crate) fn blob_paths<'a>(
+    updates: impl Iterator<Item = &'a UpdateFacts>,
+) -> HashMap<String, String> {
+    let mut paths = HashMap::new();
+    for update in updates {
+        for blob in &update.blobs {
+            paths
+                .entry(blob.id.clone())
+                .or_insert_with(|| blob.path.clone());
+        }
+    }
+    paths
+}
+
+/// The findings an update brings, in blob order.
+pub(crate) fn findings_of<'a>(update: &'a UpdateFacts, scan: &'a ScanResult) -> Vec<&'a Finding> {
+    update
+        .blobs
+        .iter()
+        .filter_map(|b| scan.findings.get(&b.id))
+        .flatten()
+        .collect()
+}
+
+/// Combines the policy's verdict with the scan's: the stronger decision wins (deny > approve >
+/// allow); on a tie the policy's reason stands.
+pub(crate) fn combine(policy: Verdict, findings: &[&Finding], action: Decision) -> Verdict {
+    let Some(first) = findings.first() else {
+        return policy;
+    };
+    if action <= policy.decision {
+        return policy;
+    }
+    let more = match findings.len() {
+        1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    Verdict {
+        decision: action,
+        rule: Some("secret-scan".into()),
+        reason: format!(
+            "secret-scan: {} in {} line {} ({}){more}",
+            first.detector, first.path, first.line, first.preview
+        ),
+    }
+}
+
+/// One band-2 line per finding, so the agent can see every secret to remove.
+pub(crate) fn explain(messages: &mut Vec<u8>, refname: &str, findings: &[&Finding]) {
+    for f in findings {
+        messages.extend_from_slice(
+            format!(
+                "gitgate: secret-scan: {refname}: {} ({}) in {} line {}: {}\n",
+                f.detector, f.description, f.path, f.line, f.preview
+            )
+            .as_bytes(),
+        );
+    }
+}
+
+/// The process-wide scanner, built once.
+pub(crate) fn build(config: &crate::config::Config) -> Option<Arc<Scanner>> {
+    config.scan.enabled.then(|| {
+        Arc::new(Scanner::new(crate::scan::Options {
+            max_blob_bytes: config.scan.max_blob_bytes,
+        }))
+    })
+}
