@@ -6,6 +6,7 @@
 mod check;
 mod demo;
 mod policy;
+mod scan;
 mod serve;
 
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Scan files and folders, or a git history, for secrets (exit 1 when something is found).
+    Scan(scan::ScanArgs),
     /// Policy tools.
     Policy {
         /// What to do.
@@ -126,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve { config } => serve::run(&config),
         Command::Demo { dir, no_serve } => demo::run(&dir, !no_serve),
         Command::Check { config } => check::run(&config),
+        Command::Scan(args) => scan::run(&args),
         Command::Policy {
             command: PolicyCommand::Test { dir },
         } => policy::test(&dir),

@@ -14,8 +14,9 @@ pub struct Detector {
     /// Literal keywords, at least one of which occurs in or near every match. All-lowercase
     /// keywords match in any case; a keyword with an uppercase letter matches exactly.
     pub keywords: &'static [&'static str],
-    /// The regex (Rust `regex` syntax, on bytes). A group named `v` is the secret value;
-    /// without it the whole match is.
+    /// The regex (Rust `regex` syntax, on bytes, ASCII mode when it compiles so). The group
+    /// named `v` is the secret value (or the first of `v1`, `v2`, ... that participated, for
+    /// alternatives); without such a group the whole match is.
     pub pattern: &'static str,
     /// Checks every value must pass; the engine runs them cheapest first.
     pub filters: &'static [Filter],

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::Regex;
@@ -44,12 +45,58 @@ struct Trigger {
     detectors: Vec<u16>,
 }
 
+/// A detector's regexes, compiled on first use: most detectors never fire on a given blob,
+/// and compiling all of them up front would cost more than scanning a typical push.
 struct Compiled {
-    regex: Regex,
-    value_group: Option<usize>,
+    pattern: &'static str,
+    regex: OnceLock<Option<Pattern>>,
     filters: Vec<Filter>,
-    near: Vec<(Regex, u8)>,
+    near: Vec<(&'static str, u8, OnceLock<Option<Regex>>)>,
     window: Window,
+}
+
+/// A compiled pattern and the indexes of its value groups (`v`, `v1`, `v2`, ...).
+struct Pattern {
+    regex: Regex,
+    value_groups: Vec<usize>,
+}
+
+impl Compiled {
+    fn pattern(&self) -> Option<&Pattern> {
+        self.regex
+            .get_or_init(|| {
+                let regex = build(self.pattern)?;
+                let value_groups = regex
+                    .capture_names()
+                    .enumerate()
+                    .filter(|(_, name)| name.is_some_and(is_value_group))
+                    .map(|(i, _)| i)
+                    .collect();
+                Some(Pattern {
+                    regex,
+                    value_groups,
+                })
+            })
+            .as_ref()
+    }
+}
+
+/// Value groups are named `v` or `v` followed by digits (alternatives of one pattern).
+fn is_value_group(name: &str) -> bool {
+    name.strip_prefix('v')
+        .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Compiles `pattern` in ASCII mode (`\w`, `\b`, classes over bytes: faster, and what
+/// secrets are made of), or as written when it needs Unicode (imported rules).
+fn build(pattern: &str) -> Option<Regex> {
+    let compile = |p: &str| {
+        regex::bytes::RegexBuilder::new(p)
+            .size_limit(16 << 20)
+            .build()
+            .ok()
+    };
+    compile(&format!("(?-u){pattern}")).or_else(|| compile(pattern))
 }
 
 /// A detector set that does not compile.
@@ -100,9 +147,13 @@ impl Scanner {
         let mut patterns: Vec<&str> = Vec::new();
         let mut triggers: Vec<Trigger> = Vec::new();
         let mut always = Vec::new();
+        let builtin: std::collections::HashSet<(&str, &str)> = super::detectors::all()
+            .iter()
+            .map(|d| (d.id, d.pattern))
+            .collect();
         for (index, d) in detectors.iter().enumerate() {
             let index = index as u16;
-            compiled.push(compile(d)?);
+            compiled.push(compile(d, builtin.contains(&(d.id, d.pattern)))?);
             if d.keywords.is_empty() {
                 always.push(index);
             }
@@ -149,6 +200,34 @@ impl Scanner {
     /// The detectors, in priority order.
     pub fn detectors(&self) -> &[Detector] {
         &self.detectors
+    }
+
+    /// Compiles every detector's regexes now. They are otherwise compiled on first use; a
+    /// gateway may call this at start-up (~0.3 s of CPU) so that no push pays for it.
+    pub fn compile_all(&self) {
+        for c in &self.compiled {
+            let _ = c.pattern();
+            for (pattern, _, cell) in &c.near {
+                let _ = cell.get_or_init(|| build(pattern));
+            }
+        }
+    }
+
+    /// Ids of detectors whose pattern (or pair pattern) does not compile in the engine.
+    #[cfg(test)]
+    pub(crate) fn uncompilable(&self) -> Vec<&'static str> {
+        self.compile_all();
+        self.detectors
+            .iter()
+            .zip(&self.compiled)
+            .filter(|(_, c)| {
+                c.pattern().is_none()
+                    || c.near
+                        .iter()
+                        .any(|(_, _, cell)| cell.get().is_none_or(Option::is_none))
+            })
+            .map(|(d, _)| d.id)
+            .collect()
     }
 
     /// The options it was built with.
@@ -237,7 +316,7 @@ impl Scanner {
         let Some(compiled) = self.compiled.get(usize::from(d)) else {
             return;
         };
-        let Some(haystack) = data.get(range.clone()) else {
+        let (Some(pattern), Some(haystack)) = (compiled.pattern(), data.get(range.clone())) else {
             return;
         };
         let offset = range.start;
@@ -245,29 +324,28 @@ impl Scanner {
             let Some(bytes) = haystack.get(value.clone()) else {
                 return;
             };
+            let start = offset + value.start;
             if compiled.filters.iter().all(|f| filter::passes(f, bytes))
-                && compiled
-                    .near
-                    .iter()
-                    .all(|(re, lines)| near(data, offset + value.start, re, *lines))
+                && compiled.near.iter().all(|(p, lines, re)| {
+                    re.get_or_init(|| build(p))
+                        .as_ref()
+                        .is_some_and(|re| near(data, start, re, *lines))
+                })
                 && !self.allow.permits_value(bytes)
             {
                 out.push(Candidate {
                     detector: d,
-                    value: offset + value.start..offset + value.end,
+                    value: start..offset + value.end,
                 });
             }
         };
-        match compiled.value_group {
-            Some(group) => {
-                for caps in compiled.regex.captures_iter(haystack) {
-                    if let Some(m) = caps.get(group) {
-                        push(m.range());
-                    }
-                }
+        if pattern.value_groups.is_empty() {
+            for m in pattern.regex.find_iter(haystack) {
+                push(m.range());
             }
-            None => {
-                for m in compiled.regex.find_iter(haystack) {
+        } else {
+            for caps in pattern.regex.captures_iter(haystack) {
+                if let Some(m) = pattern.value_groups.iter().find_map(|&g| caps.get(g)) {
                     push(m.range());
                 }
             }
@@ -323,18 +401,16 @@ impl Scanner {
     }
 }
 
-fn compile(d: &Detector) -> Result<Compiled, BuildError> {
-    let build = |pattern: &str| {
-        regex::bytes::RegexBuilder::new(pattern)
-            .size_limit(16 << 20)
-            .build()
-            .map_err(|e| BuildError::Regex {
-                id: d.id.to_owned(),
-                reason: e.to_string(),
-            })
+/// Prepares `d`. Built-in patterns compile on first use (the tests compile every one);
+/// others (imported rules) are compiled now, so that a bad one is an error, not a detector
+/// that silently never fires.
+fn compile(d: &Detector, builtin: bool) -> Result<Compiled, BuildError> {
+    let invalid = |pattern: &str| BuildError::Regex {
+        id: d.id.to_owned(),
+        reason: regex::bytes::Regex::new(pattern)
+            .err()
+            .map_or_else(|| "too large".to_owned(), |e| e.to_string()),
     };
-    let regex = build(d.pattern)?;
-    let value_group = regex.capture_names().position(|name| name == Some("v"));
     let mut filters: Vec<Filter> = d
         .filters
         .iter()
@@ -345,16 +421,25 @@ fn compile(d: &Detector) -> Result<Compiled, BuildError> {
     let mut near = Vec::new();
     for f in d.filters {
         if let Filter::Near { pattern, lines } = f {
-            near.push((build(pattern)?, *lines));
+            let cell = OnceLock::new();
+            if !builtin {
+                let re = build(pattern).ok_or_else(|| invalid(pattern))?;
+                let _ = cell.set(Some(re));
+            }
+            near.push((*pattern, *lines, cell));
         }
     }
-    Ok(Compiled {
-        regex,
-        value_group,
+    let compiled = Compiled {
+        pattern: d.pattern,
+        regex: OnceLock::new(),
         filters,
         near,
         window: d.window,
-    })
+    };
+    if !builtin && compiled.pattern().is_none() {
+        return Err(invalid(d.pattern));
+    }
+    Ok(compiled)
 }
 
 /// Start of the line holding `at`, not before `lo`.

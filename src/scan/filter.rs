@@ -214,6 +214,10 @@ const WORDS: &[&str] = &[
     "bogus",
     "garbage",
     "random",
+    "pass",
+    // RFC 7617's example credentials (Aladdin:open sesame).
+    "aladdin",
+    "sesame",
 ];
 
 /// Whether `value` is a word from [`WORDS`] or a reference to a value held elsewhere:
@@ -256,8 +260,16 @@ pub(crate) fn word_or_reference(value: &[u8]) -> bool {
     }
     if matches!(
         value.first(),
-        Some(b'$' | b'%' | b'{' | b'<' | b'[' | b'(' | b'&' | b'*')
+        Some(b'$' | b'%' | b'{' | b'<' | b'[' | b'(' | b'&' | b'*' | b':')
     ) {
+        return true;
+    }
+    // A constant's name (`TLS13_AES_128_GCM_SHA256`) is code, not a value.
+    let constant = value.contains(&b'_')
+        && value
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
+    if constant {
         return true;
     }
     // An identifier path (`config.db.password`, `Settings.Secret`) is code, not a value.

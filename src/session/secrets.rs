@@ -115,8 +115,11 @@ pub(crate) fn explain(messages: &mut Vec<u8>, refname: &str, findings: &[&Findin
 /// The process-wide scanner, built once.
 pub(crate) fn build(config: &crate::config::Config) -> Option<Arc<Scanner>> {
     config.scan.enabled.then(|| {
-        Arc::new(Scanner::new(crate::scan::Options {
+        let scanner = Scanner::new(crate::scan::Options {
             max_blob_bytes: config.scan.max_blob_bytes,
-        }))
+        });
+        // Compile every detector now rather than on the first push that needs it.
+        scanner.compile_all();
+        Arc::new(scanner)
     })
 }

@@ -13,7 +13,7 @@ pub(super) const DETECTORS: &[Detector] = &[
         id: "private-key-rsa",
         description: "RSA private key (PEM)",
         keywords: &["-----BEGIN RSA PRIVATE KEY"],
-        pattern: r"(?s)-----BEGIN RSA PRIVATE KEY-----(?P<v>.{64,}?)-----END RSA PRIVATE KEY",
+        pattern: r"(?s)-----BEGIN RSA PRIVATE KEY-----(?:\s|\\[nr])*(?P<v>.{64,}?)-----END RSA PRIVATE KEY",
         filters: &[MinLen(64), Entropy(4.5)],
         window: BLOCK,
         examples: Examples {
@@ -28,7 +28,7 @@ pub(super) const DETECTORS: &[Detector] = &[
         id: "private-key-ec",
         description: "EC private key (PEM)",
         keywords: &["-----BEGIN EC PRIVATE KEY"],
-        pattern: r"(?s)-----BEGIN EC PRIVATE KEY-----(?P<v>.{64,}?)-----END EC PRIVATE KEY",
+        pattern: r"(?s)-----BEGIN EC PRIVATE KEY-----(?:\s|\\[nr])*(?P<v>.{64,}?)-----END EC PRIVATE KEY",
         filters: &[MinLen(64), Entropy(4.5)],
         window: BLOCK,
         examples: Examples {
@@ -40,7 +40,7 @@ pub(super) const DETECTORS: &[Detector] = &[
         id: "private-key-dsa",
         description: "DSA private key (PEM)",
         keywords: &["-----BEGIN DSA PRIVATE KEY"],
-        pattern: r"(?s)-----BEGIN DSA PRIVATE KEY-----(?P<v>.{64,}?)-----END DSA PRIVATE KEY",
+        pattern: r"(?s)-----BEGIN DSA PRIVATE KEY-----(?:\s|\\[nr])*(?P<v>.{64,}?)-----END DSA PRIVATE KEY",
         filters: &[MinLen(64), Entropy(4.5)],
         window: BLOCK,
         examples: Examples {
@@ -52,7 +52,7 @@ pub(super) const DETECTORS: &[Detector] = &[
         id: "private-key-pkcs8",
         description: "Private key (PKCS#8 PEM)",
         keywords: &["-----BEGIN PRIVATE KEY"],
-        pattern: r"(?s)-----BEGIN PRIVATE KEY-----(?P<v>.{64,}?)-----END PRIVATE KEY",
+        pattern: r"(?s)-----BEGIN PRIVATE KEY-----(?:\s|\\[nr])*(?P<v>.{64,}?)-----END PRIVATE KEY",
         filters: &[MinLen(64), Entropy(4.5)],
         window: BLOCK,
         examples: Examples {
@@ -64,7 +64,7 @@ pub(super) const DETECTORS: &[Detector] = &[
         id: "private-key-pkcs8-encrypted",
         description: "Encrypted private key (PKCS#8 PEM)",
         keywords: &["-----BEGIN ENCRYPTED PRIVATE KEY"],
-        pattern: r"(?s)-----BEGIN ENCRYPTED PRIVATE KEY-----(?P<v>.{64,}?)-----END ENCRYPTED PRIVATE KEY",
+        pattern: r"(?s)-----BEGIN ENCRYPTED PRIVATE KEY-----(?:\s|\\[nr])*(?P<v>.{64,}?)-----END ENCRYPTED PRIVATE KEY",
         filters: &[MinLen(64), Entropy(4.5)],
         window: BLOCK,
         examples: Examples {
@@ -76,7 +76,7 @@ pub(super) const DETECTORS: &[Detector] = &[
         id: "openssh-private-key",
         description: "OpenSSH private key",
         keywords: &["-----BEGIN OPENSSH PRIVATE KEY"],
-        pattern: r"(?s)-----BEGIN OPENSSH PRIVATE KEY-----(?P<v>.{64,}?)-----END OPENSSH PRIVATE KEY",
+        pattern: r"(?s)-----BEGIN OPENSSH PRIVATE KEY-----(?:\s|\\[nr])*(?P<v>.{64,}?)-----END OPENSSH PRIVATE KEY",
         filters: &[MinLen(64), Entropy(4.5)],
         window: BLOCK,
         examples: Examples {
@@ -88,7 +88,7 @@ pub(super) const DETECTORS: &[Detector] = &[
         id: "pgp-private-key",
         description: "PGP private key block",
         keywords: &["-----BEGIN PGP PRIVATE KEY BLOCK"],
-        pattern: r"(?s)-----BEGIN PGP PRIVATE KEY BLOCK-----(?P<v>.{64,}?)-----END PGP PRIVATE KEY BLOCK",
+        pattern: r"(?s)-----BEGIN PGP PRIVATE KEY BLOCK-----(?:\s|\\[nr])*(?P<v>.{64,}?)-----END PGP PRIVATE KEY BLOCK",
         filters: &[MinLen(64), Entropy(4.5)],
         window: Window::After(64 << 10),
         examples: Examples {
