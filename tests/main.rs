@@ -7,10 +7,14 @@
 mod harness;
 
 mod auth;
+mod bad_packs;
 mod check;
 mod harness_selftest;
 mod http_clone;
 mod http_push;
+mod policy_fetch;
+mod policy_push;
 mod robustness;
 mod routing;
+mod scan_push;
 mod serve;
