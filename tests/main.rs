@@ -6,6 +6,7 @@
 #[macro_use]
 mod harness;
 
+mod audit_cli;
 mod auth;
 mod bad_packs;
 mod check;

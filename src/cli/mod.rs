@@ -3,9 +3,11 @@
 //! Exit codes of every verb: 0 success, 1 "the check found something" (findings, tampering,
 //! denied), 2 usage or configuration error.
 
+mod audit;
 mod check;
 mod demo;
 mod policy;
+mod replay;
 mod scan;
 mod serve;
 
@@ -61,6 +63,14 @@ pub enum Command {
     },
     /// Scan files and folders, or a git history, for secrets (exit 1 when something is found).
     Scan(scan::ScanArgs),
+    /// The record: log, verify, export-pack, key, head, prune.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// The timeline of one session or operation: refs, commits, files, decisions.
+    Replay(replay::ReplayArgs),
     /// Policy tools.
     Policy {
         /// What to do.
@@ -130,6 +140,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Demo { dir, no_serve } => demo::run(&dir, !no_serve),
         Command::Check { config } => check::run(&config),
         Command::Scan(args) => scan::run(&args),
+        Command::Audit { command } => audit::run(command),
+        Command::Replay(args) => replay::run(&args),
         Command::Policy {
             command: PolicyCommand::Test { dir },
         } => policy::test(&dir),

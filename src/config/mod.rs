@@ -384,8 +384,11 @@ pub struct Approval {
 /// `[audit]`: the record.
 #[derive(Debug, Clone)]
 pub struct Audit {
-    /// Key file for encrypting/signing stored packs (`pack_key_file`).
+    /// Key file for encrypting stored packs (`pack_key_file`): 32 raw bytes or 64 hex digits.
     pub pack_key_file: Option<PathBuf>,
+    /// Stored packs are deleted this many days after the last record referencing them
+    /// (`keep_packs_days`, 1 or more; default: kept forever).
+    pub keep_packs_days: Option<u32>,
 }
 
 /// `[limits]`: safety limits on client input.

@@ -169,6 +169,7 @@ pub(crate) struct RawApproval {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAudit {
     pub pack_key_file: Option<S<String>>,
+    pub keep_packs_days: Option<S<i64>>,
 }
 
 /// `[limits]`.

@@ -96,6 +96,7 @@ fn empty_file_is_a_valid_config_with_defaults() {
     assert_eq!(c.approval.expire_after, Duration::from_secs(86_400));
     assert!(c.approval.approver_groups.is_empty() && c.approval.webhook_url.is_none());
     assert!(c.audit.pack_key_file.is_none());
+    assert!(c.audit.keep_packs_days.is_none());
     assert_eq!(c.limits.max_push_bytes, 2 << 30);
     assert_eq!(c.limits.max_request_bytes, 64 << 20);
     assert_eq!(c.limits.max_ref_updates, 10_000);
@@ -118,6 +119,7 @@ tls_cert = "tls/cert.pem"
 tls_key = "../key.pem"
 [audit]
 pack_key_file = "keys/pack"
+keep_packs_days = 90
 [[upstream]]
 name = "rel"
 url = "file:repos"
@@ -143,6 +145,7 @@ url = "file:///srv/git"
         c.audit.pack_key_file,
         Some(PathBuf::from("/etc/gitgate/keys/pack"))
     );
+    assert_eq!(c.audit.keep_packs_days, Some(90));
     let roots: Vec<_> = c
         .upstreams
         .iter()
@@ -1168,6 +1171,11 @@ fn err_public_key_missing_data() {
 #[test]
 fn err_negative_seconds() {
     snap("err_negative_seconds", "[approval]\nwait_seconds = -1\n");
+}
+
+#[test]
+fn err_keep_packs_days_zero() {
+    snap("err_keep_packs_days_zero", "[audit]\nkeep_packs_days = 0\n");
 }
 
 #[test]

@@ -281,6 +281,13 @@ fn audit(cx: &Ctx<'_>, raw: Option<S<raw::RawAudit>>) -> Result<Audit, ConfigErr
             .as_ref()
             .map(|v| t.path("pack_key_file", v))
             .transpose()?,
+        keep_packs_days: raw
+            .keep_packs_days
+            .as_ref()
+            .map(|v| t.count("keep_packs_days", Some(v), 0))
+            .transpose()?
+            // `count` caps at u32::MAX.
+            .map(|days| u32::try_from(days).unwrap_or(u32::MAX)),
     })
 }
 
