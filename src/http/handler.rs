@@ -95,7 +95,7 @@ fn protocol<B>(request: &hyper::Request<B>) -> Protocol {
         .unwrap_or_default()
 }
 
-fn open(
+async fn open(
     gateway: &Gateway,
     request: &hyper::Request<impl Sized>,
     conn: &Conn,
@@ -108,15 +108,17 @@ fn open(
             .get(http::header::AUTHORIZATION)
             .map(HeaderValue::as_bytes),
     );
-    gateway.open(OpenRequest {
-        credential,
-        repo_path: repo,
-        service,
-        protocol: protocol(request),
-        transport: Transport::Http,
-        peer: Some(conn.peer),
-        session: Some(conn.id.to_string()),
-    })
+    gateway
+        .open(OpenRequest {
+            credential,
+            repo_path: repo,
+            service,
+            protocol: protocol(request),
+            transport: Transport::Http,
+            peer: Some(conn.peer),
+            session: Some(conn.id.to_string()),
+        })
+        .await
 }
 
 async fn info_refs(
@@ -126,7 +128,7 @@ async fn info_refs(
     repo: &str,
     service: Service,
 ) -> Response<Body> {
-    let session = match open(gateway, request, conn, repo, service) {
+    let session = match open(gateway, request, conn, repo, service).await {
         Ok(s) => s,
         Err(r) => return reject(&r),
     };
@@ -154,7 +156,7 @@ async fn rpc(
     repo: String,
     service: Service,
 ) -> Response<Body> {
-    let session = match open(gateway, &request, conn, &repo, service) {
+    let session = match open(gateway, &request, conn, &repo, service).await {
         Ok(s) => s,
         Err(r) => return reject(&r),
     };
@@ -255,6 +257,7 @@ fn reject(rejection: &Rejection) -> Response<Body> {
         RejectKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RejectKind::Upstream => StatusCode::BAD_GATEWAY,
         RejectKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        RejectKind::Unrecorded => StatusCode::SERVICE_UNAVAILABLE,
     };
     let mut response = text(status, &rejection.message);
     if status == StatusCode::UNAUTHORIZED {

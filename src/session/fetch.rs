@@ -22,7 +22,15 @@ impl Gateway {
     pub async fn advertise(&self, session: &Session) -> Result<ByteStream, Rejection> {
         let mut op = Operation::start(session, "advertise", self.metrics());
         let result = async {
-            // Seam (policy issue): `fetch` authorization and hidden refs apply here.
+            let body = super::record::operation(
+                session,
+                &op.id,
+                op.started_at,
+                crate::audit::record::Decision::Allow,
+                None,
+            );
+            self.append(crate::audit::RecordKind::Operation, body)
+                .await?;
             let upstream = session
                 .repo
                 .upstream
@@ -64,16 +72,31 @@ impl Gateway {
             let request = read_bounded(body, limit, "the upload-pack request").await?;
             let summary =
                 parse_upload_request(&request, session.protocol, &UploadLimits::default())?;
-            if let Some(reason) = summary.refuse_reason() {
-                return Err(SessionError::Refused {
-                    reason: reason.to_string(),
-                });
-            }
             let ls_refs = summary.command == Some(UploadCommand::LsRefs);
-            if !session.hidden.is_empty() {
-                self.check_wants(session, &summary).await?;
+            let refused = match summary.refuse_reason() {
+                Some(reason) => Err(SessionError::Refused {
+                    reason: reason.to_string(),
+                }),
+                None if !session.hidden.is_empty() => self.check_wants(session, &summary).await,
+                None => Ok(()),
+            };
+            let (decision, reason) = match &refused {
+                Ok(()) => (crate::audit::record::Decision::Allow, None),
+                Err(e) => (crate::audit::record::Decision::Deny, Some(e.to_string())),
+            };
+            let mut body =
+                super::record::operation(session, &op.id, op.started_at, decision, reason);
+            body.fetch = Some(super::record::fetch_facts(&summary));
+            match refused {
+                Ok(()) => {
+                    self.append(crate::audit::RecordKind::Operation, body)
+                        .await?;
+                }
+                Err(e) => {
+                    self.record_refusal(body).await;
+                    return Err(e);
+                }
             }
-            // Seam (record issue): wants, haves, filters are recorded here, before relaying.
             let body: ByteStream = Box::pin(stream::once(async move { Ok(request) }));
             let body = oplog::count(body, op.bytes_in.clone());
             let answer = session

@@ -12,6 +12,7 @@ mod answer;
 mod fetch;
 mod oplog;
 mod push;
+mod record;
 mod refs;
 pub mod reject;
 pub mod route;
@@ -133,6 +134,9 @@ pub enum SessionError {
     /// The request body could not be read (client went away, bad gzip...).
     #[error("reading the request body: {0}")]
     Body(std::io::Error),
+    /// The operation could not be recorded, so it is refused (fail closed).
+    #[error("the audit record could not be written: {0}")]
+    Unrecorded(String),
     /// The gateway itself failed (spool file, ...). Never shown to the client.
     #[error("internal: {0}")]
     Internal(String),
@@ -144,6 +148,9 @@ pub enum GatewayError {
     /// An upstream could not be set up.
     #[error(transparent)]
     Upstream(#[from] UpstreamSetupError),
+    /// The audit store could not be opened.
+    #[error("cannot open the audit record: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     /// The state folder could not be created.
     #[error("cannot create state_dir {path}: {source}")]
     StateDir {
@@ -163,6 +170,7 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     policy: Policy,
     scanner: Option<Arc<crate::scan::Scanner>>,
+    audit: crate::audit::Audit,
     spool_dir: PathBuf,
 }
 
@@ -174,7 +182,12 @@ impl Gateway {
         let spool_dir = state_dir.join("spool");
         create_private_dir(&state_dir)?;
         create_private_dir(&spool_dir)?;
+        let audit = crate::audit::Audit::open(
+            &state_dir,
+            &crate::audit::AuditOptions::from_config(&config.audit),
+        )?;
         Ok(Gateway {
+            audit,
             auth: Authenticator::new(&config),
             policy: Policy::new(&config),
             scanner: secrets::build(&config),
@@ -202,8 +215,9 @@ impl Gateway {
 
     /// Front door: identify the caller, route the repository, check the caller may use the
     /// service there. Nothing has reached the upstream yet.
-    pub fn open(&self, request: OpenRequest<'_>) -> Result<Session, Rejection> {
-        let result = self.identify(request.credential).and_then(|identity| {
+    pub async fn open(&self, mut request: OpenRequest<'_>) -> Result<Session, Rejection> {
+        let credential = std::mem::replace(&mut request.credential, Credential::None);
+        let result = self.identify(credential).and_then(|identity| {
             let repo = route::route(&self.upstreams, request.repo_path)?;
             Ok((identity, repo))
         });
@@ -214,6 +228,7 @@ impl Gateway {
                     self.metrics.auth_failures.inc();
                 }
                 let rejection = Rejection::from(&e);
+                self.record_front_door(&request, None, &rejection).await;
                 tracing::info!(
                     transport = request.transport.as_str(),
                     peer = ?request.peer,
@@ -239,7 +254,10 @@ impl Gateway {
                     rule = verdict.rule.as_deref().unwrap_or("policy.default"),
                     "fetch denied"
                 );
-                return Err(Rejection::new(RejectKind::Forbidden, verdict.reason));
+                let rejection = Rejection::new(RejectKind::Forbidden, verdict.reason);
+                self.record_front_door(&request, Some((&identity, &repo.name)), &rejection)
+                    .await;
+                return Err(rejection);
             }
         }
         Ok(Session {
@@ -257,6 +275,49 @@ impl Gateway {
             peer: request.peer,
             hidden,
         })
+    }
+
+    /// Records an operation refused at the front door (no credentials, bad credentials, bad
+    /// path, fetch denied). The refusal stands whether or not the record is written.
+    async fn record_front_door(
+        &self,
+        request: &OpenRequest<'_>,
+        who: Option<(&Identity, &str)>,
+        rejection: &Rejection,
+    ) {
+        let now = std::time::SystemTime::now();
+        let (identity, auth, repo) = match who {
+            Some((identity, repo)) => (
+                identity.name.clone(),
+                identity.method.as_str().to_string(),
+                repo.to_string(),
+            ),
+            None => (
+                "-".to_string(),
+                "none".to_string(),
+                request.repo_path.chars().take(256).collect(),
+            ),
+        };
+        let body = crate::audit::record::Operation {
+            id: new_id(),
+            session: request.session.clone().unwrap_or_else(new_id),
+            time: crate::audit::record::format_time(now),
+            duration_ms: 0,
+            identity,
+            auth,
+            client: request.peer.map(|p| p.to_string()),
+            transport: record::transport(request.transport),
+            repo,
+            service: record::service(request.service),
+            protocol: request.protocol.number(),
+            decision: crate::audit::record::Decision::Deny,
+            reason: Some(rejection.message.clone()),
+            refs: Vec::new(),
+            fetch: None,
+            push: None,
+            pack: None,
+        };
+        self.record_refusal(body).await;
     }
 
     fn identify(&self, credential: Credential) -> Result<Identity, SessionError> {

@@ -21,6 +21,8 @@ pub(crate) struct Operation {
     session: Session,
     phase: &'static str,
     started: Instant,
+    /// Wall-clock start, for the record.
+    pub(crate) started_at: std::time::SystemTime,
     metrics: Arc<Metrics>,
     /// Bytes of the request relayed upstream; shared with the request stream's counter.
     pub(crate) bytes_in: Arc<AtomicU64>,
@@ -36,6 +38,7 @@ impl Operation {
             session: session.clone(),
             phase,
             started: Instant::now(),
+            started_at: std::time::SystemTime::now(),
             metrics: metrics.clone(),
             bytes_in: Arc::new(AtomicU64::new(0)),
             bytes_out: 0,

@@ -31,9 +31,9 @@ const MAX_COMMITS_PER_UPDATE: usize = 100_000;
 /// The decision on one ref update.
 struct Decided {
     command: Command,
-    // Kept for the record of the operation (the audit issue reads it).
-    #[allow(dead_code)]
     op: Option<Op>,
+    commits: Vec<crate::policy::CommitFacts>,
+    paths: Vec<String>,
     verdict: Verdict,
 }
 
@@ -76,6 +76,8 @@ impl Gateway {
             .collect();
 
         // Verify and index the pack; a bad pack is the client's fault: `unpack <error>`.
+        // The .idx written next to the spooled pack goes when the push is done.
+        let _idx = RemoveOnDrop(spool.path().with_extension("idx"));
         let indexed = if request.expects_pack() {
             match self.index_pack(spool.path()).await {
                 Ok(p) => Some(Arc::new(p)),
@@ -89,6 +91,28 @@ impl Gateway {
                             .map(|r| RefStatus::rejected(r, "unpacker error"))
                             .collect(),
                     };
+                    let mut body = super::record::operation(
+                        session,
+                        &op.id,
+                        op.started_at,
+                        crate::audit::record::Decision::Deny,
+                        Some(reason.clone()),
+                    );
+                    body.refs = request
+                        .commands
+                        .iter()
+                        .map(|c| {
+                            super::record::ref_record(
+                                c,
+                                None,
+                                Decision::Deny,
+                                Some("unpacker error".into()),
+                            )
+                        })
+                        .collect();
+                    body.push = Some(push_facts(&request, &[], &ScanResult::default()));
+                    body.pack = self.keep_pack(&spool).await;
+                    self.record_refusal(body).await;
                     let mut messages = Vec::new();
                     messages.extend_from_slice(format!("gitgate: {reason}\n").as_bytes());
                     return Ok(once(format.encode(&messages, &report)?));
@@ -162,12 +186,70 @@ impl Gateway {
             explain(&mut messages, status);
         }
 
+        // Record the decisions (and keep the pack) before anything reaches the upstream.
+        let original = match &indexed {
+            Some(_) => Some(
+                spool
+                    .reopen()
+                    .map_err(|e| SessionError::Internal(format!("reopening the pack: {e}")))?,
+            ),
+            None => None,
+        };
+        let mut body = super::record::operation(
+            session,
+            &op.id,
+            op.started_at,
+            overall(&decided, &allowed),
+            None,
+        );
+        body.refs = decided
+            .iter()
+            .map(|d| {
+                let final_status = own.iter().find(|s| s.refname() == d.command.refname);
+                let (decision, reason) = match final_status {
+                    Some(RefStatus::Rejected { reason, .. })
+                        if d.verdict.decision == Decision::Allow =>
+                    {
+                        (Decision::Deny, Some(reason.clone()))
+                    }
+                    _ if d.verdict.decision == Decision::Allow => (Decision::Allow, None),
+                    _ => (d.verdict.decision, Some(d.verdict.reason.clone())),
+                };
+                super::record::ref_record(&d.command, d.op, decision, reason)
+            })
+            .collect();
+        body.push = Some(push_facts(&request, &decided, &scan));
+        if indexed.is_some() {
+            body.pack = self.keep_pack(&spool).await;
+            if body.pack.is_none() {
+                return Err(SessionError::Unrecorded(
+                    "the pushed pack could not be kept".into(),
+                ));
+            }
+        }
+        let pack_ref = body.pack.clone();
+        if let Err(e) = self.append(crate::audit::RecordKind::Operation, body).await {
+            let refs = order
+                .iter()
+                .map(|r| {
+                    RefStatus::rejected(r, "gitgate cannot record this push, so it is refused")
+                })
+                .collect();
+            let report = Report {
+                unpack: Unpack::Ok,
+                refs,
+            };
+            tracing::warn!(session = %session.id, error = %e, "push refused: not recorded");
+            return Ok(once(format.encode(&messages, &report)?));
+        }
+        let _ = pack_ref;
+
         let upstream_report = if allowed.is_empty() {
             None
         } else {
             // A secret in a blob no ref reaches must not travel inside the original pack.
             let denied_any = !own.is_empty() || scan.unreferenced_secret;
-            let (report, upstream_messages) = self
+            let relayed = self
                 .relay(
                     session,
                     &request,
@@ -175,15 +257,76 @@ impl Gateway {
                     denied_any,
                     indexed.as_deref(),
                     &git,
-                    spool,
+                    original,
                     op,
                 )
-                .await?;
+                .await;
+            let (report, upstream_messages) = match relayed {
+                Ok(r) => r,
+                Err(e) => {
+                    self.record_result(session, op, None, Some(e.to_string()))
+                        .await;
+                    return Err(e);
+                }
+            };
+            self.record_result(session, op, Some(&report), None).await;
             messages.extend_from_slice(&upstream_messages);
             Some(report)
         };
         let report = Report::merge(&order, upstream_report.as_ref(), &own);
         Ok(once(format.encode(&messages, &report)?))
+    }
+
+    /// Moves the spooled pack into the record's pack store (the open handles on it stay valid).
+    async fn keep_pack(&self, spool: &tempfile::NamedTempFile) -> Option<crate::audit::PackRef> {
+        let audit = self.audit.clone();
+        let path = spool.path().to_path_buf();
+        match tokio::task::spawn_blocking(move || audit.store_pack(&path)).await {
+            Ok(Ok(r)) => Some(r),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the pushed pack could not be kept");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Records what the upstream answered to a relayed push.
+    async fn record_result(
+        &self,
+        session: &Session,
+        op: &Operation,
+        report: Option<&Report>,
+        error: Option<String>,
+    ) {
+        let result = crate::audit::record::PushResult {
+            id: None,
+            op: op.id.clone(),
+            session: session.id.clone(),
+            time: None,
+            unpack: report.map(|r| match &r.unpack {
+                Unpack::Ok => "ok".to_string(),
+                Unpack::Failed(e) => e.clone(),
+            }),
+            refs: report
+                .map(|r| {
+                    r.refs
+                        .iter()
+                        .map(|s| crate::audit::record::RefResult {
+                            refname: s.refname().to_string(),
+                            ok: matches!(s, RefStatus::Ok { .. }),
+                            reason: match s {
+                                RefStatus::Rejected { reason, .. } => Some(reason.clone()),
+                                RefStatus::Ok { .. } => None,
+                            },
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            error,
+        };
+        // The updates already happened upstream: a failure here is logged, not undone.
+        let _ = self.append(crate::audit::RecordKind::Result, result).await;
     }
 
     /// Scans the pushed blobs when scanning is on.
@@ -215,13 +358,13 @@ impl Gateway {
         };
         let mut decided = Vec::with_capacity(inspected.len());
         for (command, inspected) in inspected {
-            let (op, verdict) = match inspected {
+            let (op, verdict, commits, paths) = match inspected {
                 Ok(update) => {
                     let policy = self.decide_one(&subject, session, &command, &update);
                     let findings = secrets::findings_of(&update, scan);
                     secrets::explain(messages, &command.refname, &findings);
                     let verdict = secrets::combine(policy, &findings, self.config().scan.action);
-                    (Some(update.op), verdict)
+                    (Some(update.op), verdict, update.commits, update.paths)
                 }
                 Err(_) => (
                     None,
@@ -230,6 +373,8 @@ impl Gateway {
                         rule: None,
                         reason: "gitgate could not inspect this update".into(),
                     },
+                    Vec::new(),
+                    Vec::new(),
                 ),
             };
             tracing::info!(
@@ -248,6 +393,8 @@ impl Gateway {
             decided.push(Decided {
                 command,
                 op,
+                commits,
+                paths,
                 verdict,
             });
         }
@@ -287,7 +434,7 @@ impl Gateway {
         denied_any: bool,
         indexed: Option<&IndexedPack>,
         git: &GitDir,
-        spool: tempfile::NamedTempFile,
+        original: Option<std::fs::File>,
         op: &Operation,
     ) -> Result<(Report, Vec<u8>), SessionError> {
         let mut capabilities = request.capabilities.clone();
@@ -306,17 +453,22 @@ impl Gateway {
         relayed.encode(&mut head)?;
         let head = head.freeze();
 
-        let pack_file: Option<tempfile::NamedTempFile> = match (relayed.expects_pack(), indexed) {
-            (false, _) | (true, None) => None,
-            (true, Some(_)) if !denied_any => Some(spool),
-            (true, Some(pack)) => Some(self.subset_pack(&relayed, pack, git).await?),
-        };
+        // The subset file is unlinked when dropped; the open handle keeps its bytes readable.
+        let (pack_file, _subset): (Option<std::fs::File>, Option<tempfile::NamedTempFile>) =
+            match (relayed.expects_pack(), indexed) {
+                (false, _) | (true, None) => (None, None),
+                (true, Some(_)) if !denied_any => (original, None),
+                (true, Some(pack)) => {
+                    let subset = self.subset_pack(&relayed, pack, git).await?;
+                    let file = subset
+                        .reopen()
+                        .map_err(|e| SessionError::Internal(format!("reopening the pack: {e}")))?;
+                    (Some(file), Some(subset))
+                }
+            };
         let mut body: ByteStream = Box::pin(stream::once(async move { Ok(head) }));
-        if let Some(file) = &pack_file {
-            let reopened = file
-                .reopen()
-                .map_err(|e| SessionError::Internal(format!("reopening the pack: {e}")))?;
-            let pack = ReaderStream::new(tokio::fs::File::from_std(reopened));
+        if let Some(file) = pack_file {
+            let pack = ReaderStream::new(tokio::fs::File::from_std(file));
             body = Box::pin(body.chain(pack));
         }
         let body = oplog::count(body, op.bytes_in.clone());
@@ -341,7 +493,6 @@ impl Gateway {
                 }
                 other => other,
             })?;
-        drop(pack_file);
         match parse_response(&raw, sideband) {
             Ok(response) => Ok((response.report, response.messages)),
             Err(e) => Err(SessionError::Upstream(
@@ -454,6 +605,75 @@ impl Gateway {
         }
         file.flush().await.map_err(internal)?;
         Ok(spool)
+    }
+}
+
+/// The operation's decision: allow when every update is relayed, pending when one waits for
+/// approval, deny otherwise.
+fn overall(decided: &[Decided], allowed: &[Command]) -> crate::audit::record::Decision {
+    use crate::audit::record::Decision as D;
+    if allowed.len() == decided.len() {
+        D::Allow
+    } else if decided
+        .iter()
+        .any(|d| d.verdict.decision == Decision::Approve)
+    {
+        D::Pending
+    } else {
+        D::Deny
+    }
+}
+
+/// What the push carried, for the record.
+fn push_facts(
+    request: &UpdateRequest,
+    decided: &[Decided],
+    scan: &ScanResult,
+) -> crate::audit::record::PushFacts {
+    use crate::audit::record::{CommitRecord, Finding, PushFacts};
+    let mut commits = Vec::new();
+    let mut paths = std::collections::BTreeSet::new();
+    let mut seen = std::collections::HashSet::new();
+    for d in decided {
+        for c in &d.commits {
+            if seen.insert(c.id.clone()) {
+                commits.push(CommitRecord {
+                    id: c.id.clone(),
+                    author: format!("<{}>", c.author_email),
+                    committer: format!("<{}>", c.committer_email),
+                    subject: c.message.lines().next().unwrap_or("").to_string(),
+                });
+            }
+        }
+        paths.extend(d.paths.iter().cloned());
+    }
+    let mut findings: Vec<Finding> = scan
+        .findings
+        .values()
+        .flatten()
+        .map(|f| Finding {
+            detector: f.detector.to_string(),
+            path: f.path.clone(),
+            line: Some(u64::from(f.line)),
+            fingerprint: f.fingerprint.clone(),
+            commit: None,
+        })
+        .collect();
+    findings.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+    PushFacts {
+        capabilities: request.capabilities.iter().map(|c| c.to_string()).collect(),
+        push_options: request.push_options.clone(),
+        commits,
+        paths: paths.into_iter().collect(),
+        findings,
+    }
+}
+
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

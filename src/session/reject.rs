@@ -28,6 +28,8 @@ pub enum RejectKind {
     Upstream,
     /// The gateway failed (HTTP 500).
     Internal,
+    /// The operation could not be recorded, so it is refused (HTTP 503).
+    Unrecorded,
 }
 
 impl RejectKind {
@@ -39,6 +41,7 @@ impl RejectKind {
             RejectKind::NotFound | RejectKind::BadRequest | RejectKind::TooLarge => "client_error",
             RejectKind::Upstream => "upstream_error",
             RejectKind::Internal => "error",
+            RejectKind::Unrecorded => "unrecorded",
         }
     }
 }
@@ -92,6 +95,10 @@ impl From<&SessionError> for Rejection {
                 Rejection::new(BadRequest, format!("could not read the request: {e}"))
             }
             SessionError::Internal(_) => Rejection::new(Internal, "internal error"),
+            SessionError::Unrecorded(_) => Rejection::new(
+                Unrecorded,
+                "gitgate cannot record this operation right now, so it is refused",
+            ),
         }
     }
 }
