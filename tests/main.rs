@@ -7,6 +7,7 @@
 mod harness;
 
 mod audit_cli;
+mod audit_e2e;
 mod auth;
 mod bad_packs;
 mod check;

@@ -65,15 +65,57 @@ impl Gateway {
         let mut reader = PktReader::new(StreamReader::new(body));
         let request = receive::read_update_request(&mut reader, &self.proto_limits()).await?;
         let (rest, buffered) = reader.into_parts();
-        let spool = self
+        let spooled = self
             .spool_pack(&buffered, rest, limits.max_push_bytes)
-            .await?;
+            .await;
         let format = AnswerFormat::from(&request.capabilities);
         let order: Vec<&str> = request
             .commands
             .iter()
             .map(|c| c.refname.as_str())
             .collect();
+        // Refusals of the whole request go into report-status, which git shows the user (it
+        // does not show the body of a failed POST).
+        let refusal = match &spooled {
+            Err(SessionError::TooLarge { what, limit }) => Some(format!(
+                "{what} exceeds the gateway's limit of {limit} bytes"
+            )),
+            Ok(_) if request.commands.len() > limits.max_ref_updates => Some(format!(
+                "the push has more than {} ref updates",
+                limits.max_ref_updates
+            )),
+            Ok(file) if request.expects_pack() && is_empty(file.path()) => {
+                Some("the push carries no pack".to_string())
+            }
+            _ => None,
+        };
+        if let Some(reason) = refusal {
+            let mut body = super::record::operation(
+                session,
+                &op.id,
+                op.started_at,
+                crate::audit::record::Decision::Deny,
+                Some(reason.clone()),
+            );
+            body.refs = request
+                .commands
+                .iter()
+                .map(|c| super::record::ref_record(c, None, Decision::Deny, Some(reason.clone())))
+                .collect();
+            self.record_refusal(body).await;
+            let report = Report {
+                unpack: Unpack::Failed(reason.clone()),
+                // git's convention when the request as a whole fails: the reason is on the
+                // unpack line (`error: remote unpack failed: ...`).
+                refs: order
+                    .iter()
+                    .map(|r| RefStatus::rejected(r, "unpacker error"))
+                    .collect(),
+            };
+            let messages = format!("gitgate: push refused: {reason}\n").into_bytes();
+            return Ok(once(format.encode(&messages, &report)?));
+        }
+        let spool = spooled?;
 
         // Verify and index the pack; a bad pack is the client's fault: `unpack <error>`.
         // The .idx written next to the spooled pack goes when the push is done.
@@ -563,9 +605,14 @@ impl Gateway {
     }
 
     fn proto_limits(&self) -> receive::Limits {
+        // The configured limit is checked after parsing, so the refusal can be reported to
+        // git; the parser's own bound stops absurd requests.
         let limits = &self.config().limits;
         receive::Limits {
-            max_commands: limits.max_ref_updates,
+            max_commands: limits
+                .max_ref_updates
+                .saturating_add(1)
+                .max(receive::Limits::default().max_commands),
             ..receive::Limits::default()
         }
     }
@@ -588,6 +635,8 @@ impl Gateway {
         let std_file = spool.reopen().map_err(internal)?;
         let mut file = tokio::fs::File::from_std(std_file);
         if buffered.len() as u64 > limit {
+            let mut rest = rest.take(limit.saturating_mul(4));
+            let _ = tokio::io::copy(&mut rest, &mut tokio::io::sink()).await;
             return Err(SessionError::TooLarge {
                 what: "the pushed pack",
                 limit,
@@ -598,6 +647,10 @@ impl Gateway {
         let mut limited = rest.take(remaining + 1);
         let copied = copy_body(&mut limited, &mut file).await?;
         if copied > remaining {
+            // Read (and drop) the rest so git gets the answer instead of a broken pipe; a
+            // client that keeps sending past four times the limit is cut off.
+            let mut rest = limited.into_inner().take(limit.saturating_mul(4));
+            let _ = tokio::io::copy(&mut rest, &mut tokio::io::sink()).await;
             return Err(SessionError::TooLarge {
                 what: "the pushed pack",
                 limit,
@@ -667,6 +720,12 @@ fn push_facts(
         paths: paths.into_iter().collect(),
         findings,
     }
+}
+
+fn is_empty(path: &std::path::Path) -> bool {
+    std::fs::metadata(path)
+        .map(|m| m.len() == 0)
+        .unwrap_or(true)
 }
 
 struct RemoveOnDrop(std::path::PathBuf);

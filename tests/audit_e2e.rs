@@ -1,0 +1,115 @@
+//! The record, end to end: operations through the gateway show up in `gitgate audit log` with
+//! the contract's fields, the chain verifies, the kept pack exports, and an unwritable store
+//! refuses operations (fail closed) without touching the upstream.
+
+use crate::harness::gateway::run;
+use crate::harness::{Kind, Stack};
+
+fn audit(s: &Stack, args: &[&str]) -> crate::harness::process::Output {
+    let config = s.gateway.config_path.to_string_lossy().into_owned();
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["--config", &config]);
+    run(s.gateway.dir(), &full)
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn clones_and_pushes_are_recorded_with_the_contract_fields() {
+    let s = Stack::start(Kind::File);
+    let dest = s.clone("clone", &[]);
+    s.git.ok(&dest, &["checkout", "-q", "-b", "topic"]);
+    let head = s.git.commit_file(&dest, "a.txt", b"a\n", "add a");
+    let out = s.git.push(&dest, &["origin", "topic"]);
+    assert!(out.success(), "{out}\n{}", s.logs());
+
+    let log = audit(&s, &["audit", "log", "--format", "json"]);
+    assert!(log.success(), "{log}");
+    let records = json_lines(&log.stdout);
+    let push = records
+        .iter()
+        .find(|r| r["service"] == "receive-pack" && r["refs"].as_array().is_some_and(|a| !a.is_empty()))
+        .unwrap_or_else(|| panic!("no push record in {}", log.stdout));
+    for key in ["id", "session", "time", "identity", "transport", "repo", "service", "decision", "refs", "pack"] {
+        assert!(push.get(key).is_some(), "field {key} missing: {push}");
+    }
+    assert_eq!(push["identity"], "agent-1");
+    assert_eq!(push["transport"], "http");
+    assert_eq!(push["decision"], "allow");
+    assert_eq!(push["refs"][0]["ref"], "refs/heads/topic");
+    assert_eq!(push["refs"][0]["new"], head.as_str());
+    assert_eq!(push["refs"][0]["op"], "create");
+    assert_eq!(push["refs"][0]["decision"], "allow");
+    assert!(push["pack"]["bytes"].as_u64().unwrap_or(0) > 0, "{push}");
+    assert!(
+        records.iter().any(|r| r["service"] == "upload-pack" && r["decision"] == "allow"),
+        "the clone is recorded too"
+    );
+
+    let verify = audit(&s, &["audit", "verify"]);
+    assert!(verify.success(), "{verify}");
+    assert!(verify.stdout.starts_with("ok "), "{verify}");
+
+    // The kept pack is exactly what was pushed: git indexes it and finds the commit.
+    let id = push["id"].as_str().unwrap_or_default().to_string();
+    let pack = s.gateway.dir().join("exported.pack");
+    let exported = std::process::Command::new(crate::harness::gateway::bin())
+        .current_dir(s.gateway.dir())
+        .args(["audit", "export-pack", &id, "--config"])
+        .arg(&s.gateway.config_path)
+        .output()
+        .expect("gitgate audit export-pack");
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    std::fs::write(&pack, &exported.stdout).expect("write pack");
+    let indexed = std::process::Command::new("git")
+        .args(["index-pack"])
+        .arg(&pack)
+        .output()
+        .expect("git index-pack");
+    assert!(indexed.status.success(), "{}", String::from_utf8_lossy(&indexed.stderr));
+    let listed = std::process::Command::new("git")
+        .args(["verify-pack", "-v"])
+        .arg(pack.with_extension("idx"))
+        .output()
+        .expect("git verify-pack");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&head));
+}
+
+#[test]
+fn failed_authentication_is_recorded() {
+    let s = Stack::start(Kind::File);
+    let out = s.git.ls_remote(&s.anon_url("repo.git"));
+    assert!(out.is_err(), "no credentials must fail");
+    let log = audit(&s, &["audit", "log", "--format", "json"]);
+    let records = json_lines(&log.stdout);
+    assert!(
+        records.iter().any(|r| r["decision"] == "deny"
+            && r["reason"].as_str().is_some_and(|s| s.contains("authentication required"))),
+        "{}",
+        log.stdout
+    );
+}
+
+#[test]
+fn an_unwritable_record_refuses_operations_and_leaves_the_upstream_alone() {
+    let s = Stack::start(Kind::File);
+    let dest = s.clone("clone", &[]);
+    let before = s.repo.refs();
+    // A directory where the head's temporary file must go makes every append fail, even as root.
+    std::fs::create_dir_all(s.gateway.dir().join("state/audit.head.tmp")).expect("mkdir");
+
+    s.git.ok(&dest, &["checkout", "-q", "-b", "unrecorded"]);
+    s.git.commit_file(&dest, "b.txt", b"b\n", "add b");
+    let out = s.git.push(&dest, &["origin", "unrecorded"]);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("cannot record"), "a clear reason: {out}");
+    assert_eq!(s.repo.refs(), before, "nothing reached the upstream");
+
+    let clone = s.git.clone(&s.url("repo.git"), &s.work("second"), &[]);
+    assert!(!clone.success(), "a clone is refused too: {clone}");
+}
