@@ -14,6 +14,7 @@ use gitgate::proto::receive::{parse_update_request, Limits};
 use gitgate::proto::report::parse_response;
 use gitgate::proto::upload::{parse_upload_request, UploadLimits};
 use gitgate::proto::{Capability, ProtocolVersion};
+use std::path::Path;
 
 /// pkt-line framing: every decoded packet re-encodes to one that decodes the same, and the
 /// async [`PktReader`] yields exactly the packets the sync decoder finds.
@@ -116,6 +117,23 @@ pub fn advertisement(data: &[u8]) {
     }
 }
 
+/// Config file: any text parses or is refused with an error that names the file and a line
+/// inside the text; it never panics.
+pub fn config(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Err(e) = gitgate::config::parse(&text, Path::new("fuzz.toml")) {
+        let message = e.to_string();
+        assert!(message.starts_with("fuzz.toml:"), "{message}");
+        if let Some(line) = e.line() {
+            let lines = text.split('\n').count();
+            assert!(
+                (1..=lines).contains(&line),
+                "line {line} of {lines}: {message}"
+            );
+        }
+    }
+}
+
 /// receive-pack response (report-status, with and without sideband): parses or errors, and a
 /// parsed report encodes.
 pub fn report(data: &[u8]) {
@@ -134,12 +152,13 @@ mod tests {
 
     type Body = fn(&[u8]);
 
-    const TARGETS: [(&str, Body); 5] = [
+    const TARGETS: [(&str, Body); 6] = [
         ("pktline", super::pktline),
         ("receive_commands", super::receive_commands),
         ("upload_request", super::upload_request),
         ("advertisement", super::advertisement),
         ("report", super::report),
+        ("config", super::config),
     ];
 
     fn files(dir: &Path, out: &mut Vec<PathBuf>) {
