@@ -33,9 +33,22 @@ fn clones_and_pushes_are_recorded_with_the_contract_fields() {
     let records = json_lines(&log.stdout);
     let push = records
         .iter()
-        .find(|r| r["service"] == "receive-pack" && r["refs"].as_array().is_some_and(|a| !a.is_empty()))
+        .find(|r| {
+            r["service"] == "receive-pack" && r["refs"].as_array().is_some_and(|a| !a.is_empty())
+        })
         .unwrap_or_else(|| panic!("no push record in {}", log.stdout));
-    for key in ["id", "session", "time", "identity", "transport", "repo", "service", "decision", "refs", "pack"] {
+    for key in [
+        "id",
+        "session",
+        "time",
+        "identity",
+        "transport",
+        "repo",
+        "service",
+        "decision",
+        "refs",
+        "pack",
+    ] {
         assert!(push.get(key).is_some(), "field {key} missing: {push}");
     }
     assert_eq!(push["identity"], "agent-1");
@@ -47,7 +60,9 @@ fn clones_and_pushes_are_recorded_with_the_contract_fields() {
     assert_eq!(push["refs"][0]["decision"], "allow");
     assert!(push["pack"]["bytes"].as_u64().unwrap_or(0) > 0, "{push}");
     assert!(
-        records.iter().any(|r| r["service"] == "upload-pack" && r["decision"] == "allow"),
+        records
+            .iter()
+            .any(|r| r["service"] == "upload-pack" && r["decision"] == "allow"),
         "the clone is recorded too"
     );
 
@@ -64,14 +79,22 @@ fn clones_and_pushes_are_recorded_with_the_contract_fields() {
         .arg(&s.gateway.config_path)
         .output()
         .expect("gitgate audit export-pack");
-    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
     std::fs::write(&pack, &exported.stdout).expect("write pack");
     let indexed = std::process::Command::new("git")
         .args(["index-pack"])
         .arg(&pack)
         .output()
         .expect("git index-pack");
-    assert!(indexed.status.success(), "{}", String::from_utf8_lossy(&indexed.stderr));
+    assert!(
+        indexed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&indexed.stderr)
+    );
     let listed = std::process::Command::new("git")
         .args(["verify-pack", "-v"])
         .arg(pack.with_extension("idx"))
@@ -89,7 +112,9 @@ fn failed_authentication_is_recorded() {
     let records = json_lines(&log.stdout);
     assert!(
         records.iter().any(|r| r["decision"] == "deny"
-            && r["reason"].as_str().is_some_and(|s| s.contains("authentication required"))),
+            && r["reason"]
+                .as_str()
+                .is_some_and(|s| s.contains("authentication required"))),
         "{}",
         log.stdout
     );
@@ -107,7 +132,10 @@ fn an_unwritable_record_refuses_operations_and_leaves_the_upstream_alone() {
     s.git.commit_file(&dest, "b.txt", b"b\n", "add b");
     let out = s.git.push(&dest, &["origin", "unrecorded"]);
     assert!(!out.success(), "{out}");
-    assert!(out.stderr.contains("cannot record"), "a clear reason: {out}");
+    assert!(
+        out.stderr.contains("cannot record"),
+        "a clear reason: {out}"
+    );
     assert_eq!(s.repo.refs(), before, "nothing reached the upstream");
 
     let clone = s.git.clone(&s.url("repo.git"), &s.work("second"), &[]);

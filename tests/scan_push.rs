@@ -27,7 +27,8 @@ fn a_pushed_secret_is_refused_and_never_reaches_the_upstream(kind: Kind) {
     let dest = s.clone("clone", &[]);
     let before = s.repo.refs();
     s.git.ok(&dest, &["checkout", "-q", "-b", "leak"]);
-    s.git.commit_file(&dest, "config/creds.py", &credentials(), "add creds");
+    s.git
+        .commit_file(&dest, "config/creds.py", &credentials(), "add creds");
     let blob = blob_id(&s, &dest, "HEAD:config/creds.py");
 
     let out = s.git.push(&dest, &["origin", "leak"]);
@@ -40,7 +41,10 @@ fn a_pushed_secret_is_refused_and_never_reaches_the_upstream(kind: Kind) {
     );
     assert!(out.stderr.contains("AKIA…"), "a 4-character preview: {out}");
     for value in [KEY_ID, SECRET, &SECRET[..8]] {
-        assert!(!out.stderr.contains(value), "the value leaked to the client: {out}");
+        assert!(
+            !out.stderr.contains(value),
+            "the value leaked to the client: {out}"
+        );
         assert!(
             !s.gateway.output().contains(value),
             "the value leaked to the gateway's output"
@@ -55,13 +59,19 @@ fn a_secret_removed_by_a_later_commit_is_still_found(kind: Kind) {
     let dest = s.clone("clone", &[]);
     let before = s.repo.refs();
     s.git.ok(&dest, &["checkout", "-q", "-b", "cleanup"]);
-    s.git.commit_file(&dest, "creds.py", &credentials(), "add creds");
+    s.git
+        .commit_file(&dest, "creds.py", &credentials(), "add creds");
     let blob = blob_id(&s, &dest, "HEAD:creds.py");
-    s.git.commit_file(&dest, "creds.py", b"# moved to the vault\n", "remove creds");
+    s.git
+        .commit_file(&dest, "creds.py", b"# moved to the vault\n", "remove creds");
 
     let out = s.git.push(&dest, &["origin", "cleanup"]);
     assert!(!out.success(), "history still holds the secret: {out}");
-    assert!(out.stderr.contains("secret-scan: aws-access-key-id in creds.py"), "{out}");
+    assert!(
+        out.stderr
+            .contains("secret-scan: aws-access-key-id in creds.py"),
+        "{out}"
+    );
     assert_eq!(s.repo.refs(), before);
     assert!(!s.repo.has_object(&blob));
 }
@@ -70,14 +80,21 @@ fn only_the_ref_bringing_the_secret_is_refused(kind: Kind) {
     let s = Stack::start(kind);
     let dest = s.clone("clone", &[]);
     s.git.ok(&dest, &["checkout", "-q", "-b", "clean"]);
-    let clean = s.git.commit_file(&dest, "notes.txt", b"nothing secret\n", "notes");
+    let clean = s
+        .git
+        .commit_file(&dest, "notes.txt", b"nothing secret\n", "notes");
     s.git.ok(&dest, &["checkout", "-q", "-b", "leak"]);
-    s.git.commit_file(&dest, "creds.py", &credentials(), "add creds");
+    s.git
+        .commit_file(&dest, "creds.py", &credentials(), "add creds");
     let blob = blob_id(&s, &dest, "HEAD:creds.py");
 
     let out = s.git.push(&dest, &["origin", "clean", "leak"]);
     assert!(!out.success(), "{out}");
-    assert!(out.stderr.contains("! [remote rejected] leak -> leak (secret-scan:"), "{out}");
+    assert!(
+        out.stderr
+            .contains("! [remote rejected] leak -> leak (secret-scan:"),
+        "{out}"
+    );
     assert_eq!(s.repo.rev("refs/heads/clean"), Some(clean), "{}", s.logs());
     assert_eq!(s.repo.rev("refs/heads/leak"), None);
     assert!(
@@ -91,7 +108,9 @@ fn scanning_can_be_turned_off() {
     let s = Stack::start_with(Kind::File, "[scan]\nenabled = false\n");
     let dest = s.clone("clone", &[]);
     s.git.ok(&dest, &["checkout", "-q", "-b", "leak"]);
-    let head = s.git.commit_file(&dest, "creds.py", &credentials(), "add creds");
+    let head = s
+        .git
+        .commit_file(&dest, "creds.py", &credentials(), "add creds");
     let out = s.git.push(&dest, &["origin", "leak"]);
     assert!(out.success(), "{out}\n{}", s.logs());
     assert_eq!(s.repo.rev("refs/heads/leak"), Some(head));
