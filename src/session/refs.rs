@@ -8,11 +8,7 @@
 //! is hidden when its symref target is, and a `symref=` capability naming a hidden ref is
 //! dropped, so neither the name nor the tip of a hidden ref leaks.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures_util::Stream;
+use bytes::{BufMut, BytesMut};
 
 use crate::git::ByteStream;
 use crate::policy::RefFilter;
@@ -191,55 +187,16 @@ impl RefListFilter {
 
 /// `inner` filtered by `filter`.
 pub(crate) fn filter_listing(inner: ByteStream, filter: RefListFilter) -> ByteStream {
-    Box::pin(Filtered {
-        inner,
-        filter,
-        done: false,
-    })
+    super::advertise::rewrite(inner, filter)
 }
 
-struct Filtered {
-    inner: ByteStream,
-    filter: RefListFilter,
-    done: bool,
-}
+impl super::advertise::Rewrite for RefListFilter {
+    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) -> Result<(), ProtoError> {
+        RefListFilter::feed(self, chunk, out)
+    }
 
-impl Stream for Filtered {
-    type Item = std::io::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if this.done {
-                return Poll::Ready(None);
-            }
-            match this.inner.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Err(e))) => {
-                    this.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Poll::Ready(Some(Ok(chunk))) => {
-                    let mut out = BytesMut::new();
-                    if let Err(e) = this.filter.feed(&chunk, &mut out) {
-                        this.done = true;
-                        return Poll::Ready(Some(Err(std::io::Error::other(format!(
-                            "malformed ref listing from upstream: {e}"
-                        )))));
-                    }
-                    if out.has_remaining() {
-                        return Poll::Ready(Some(Ok(out.freeze())));
-                    }
-                }
-                Poll::Ready(None) => {
-                    this.done = true;
-                    if let Err(e) = this.filter.finish() {
-                        return Poll::Ready(Some(Err(std::io::Error::other(e.to_string()))));
-                    }
-                    return Poll::Ready(None);
-                }
-            }
-        }
+    fn finish(&self) -> Result<(), ProtoError> {
+        RefListFilter::finish(self)
     }
 }
 
