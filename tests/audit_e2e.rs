@@ -141,3 +141,42 @@ fn an_unwritable_record_refuses_operations_and_leaves_the_upstream_alone() {
     let clone = s.git.clone(&s.url("repo.git"), &s.work("second"), &[]);
     assert!(!clone.success(), "a clone is refused too: {clone}");
 }
+
+/// git's 4-byte probe before a large chunked push (`0000`, no commands) is answered at once
+/// with an empty 200, as git's receive-pack answers it: nothing is inspected, relayed or
+/// recorded for it (the real request follows and is recorded).
+#[test]
+fn the_push_probe_is_answered_without_a_record() {
+    let s = Stack::start(Kind::File);
+    let before = json_lines(&audit(&s, &["audit", "log", "--format", "json"]).stdout).len();
+    let auth = s.auth();
+    let target = s.target("repo.git/git-receive-pack");
+    let r = crate::harness::http::post(
+        s.gateway.addr(),
+        &target,
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/x-git-receive-pack-request"),
+        ],
+        b"0000",
+    );
+    assert_eq!(r.status, 200, "{r}\n{}", s.logs());
+    assert!(r.body.is_empty(), "{r}");
+    let after = json_lines(&audit(&s, &["audit", "log", "--format", "json"]).stdout).len();
+    assert_eq!(before, after, "the probe is not an operation");
+
+    // A push large enough for git to probe first still goes through and is recorded once.
+    let dest = s.clone("probe", &[]);
+    let head = s
+        .git
+        .commit_random_file(&dest, "big.bin", 3 * 1024 * 1024, 7);
+    let out = s.git.push(&dest, &["origin", "HEAD:refs/heads/probed"]);
+    assert!(out.success(), "{out}\n{}", s.logs());
+    assert_eq!(s.repo.rev("refs/heads/probed"), Some(head));
+    let records = json_lines(&audit(&s, &["audit", "log", "--format", "json"]).stdout);
+    let pushes = records
+        .iter()
+        .filter(|r| r["service"] == "receive-pack" && r["refs"][0]["ref"] == "refs/heads/probed")
+        .count();
+    assert_eq!(pushes, 1, "{records:?}");
+}

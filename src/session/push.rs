@@ -64,6 +64,14 @@ impl Gateway {
         let limits = &self.config().limits;
         let mut reader = PktReader::new(StreamReader::new(body));
         let request = receive::read_update_request(&mut reader, &self.proto_limits()).await?;
+        if request.commands.is_empty() {
+            // A lone flush: git's probe before a large chunked POST (smart-HTTP sends `0000`
+            // first to check the connection). It asks nothing of anyone, so it is answered as
+            // git's receive-pack answers it, with nothing, without inspecting or recording:
+            // the real request follows.
+            tracing::debug!(session = %session.id, "empty receive-pack request (probe)");
+            return Ok(Box::pin(stream::empty()));
+        }
         let (rest, buffered) = reader.into_parts();
         let spooled = self
             .spool_pack(&buffered, rest, limits.max_push_bytes)
