@@ -180,3 +180,69 @@ fn the_push_probe_is_answered_without_a_record() {
         .count();
     assert_eq!(pushes, 1, "{records:?}");
 }
+
+both_upstreams!(the_pack_sent_to_a_clone_is_measured);
+
+/// A clone's pack is measured as it passes: the `result` record linked to the fetch has the
+/// SHA-256, size and object count of exactly the pack the client stored (a clone keeps the
+/// received pack as is), for protocol v0 and v2.
+fn the_pack_sent_to_a_clone_is_measured(kind: Kind) {
+    use sha2::Digest;
+    let s = Stack::start(kind);
+    for version in [0u8, 2] {
+        let name = format!("measured-v{version}");
+        let dest = s.work(&name);
+        // transfer.unpackLimit=1: keep the received pack as is (small ones are unpacked).
+        let out = s
+            .git
+            .protocol(version)
+            .config("transfer.unpackLimit=1")
+            .clone(&s.url("repo.git"), &dest, &[]);
+        assert!(out.success(), "{out}\n{}", s.logs());
+        let packs: Vec<_> = std::fs::read_dir(dest.join(".git/objects/pack"))
+            .expect("the clone's packs")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+            .collect();
+        assert_eq!(packs.len(), 1, "{packs:?}");
+        let bytes = std::fs::read(&packs[0]).expect("the received pack");
+        let sha = hex::encode(sha2::Sha256::digest(&bytes));
+        let objects = s
+            .git
+            .ok(&dest, &["rev-list", "--objects", "--all"])
+            .lines()
+            .count() as u64;
+
+        // The result record is appended once the answer has streamed: wait a little for it.
+        let mut found = None;
+        for _ in 0..50 {
+            let log = audit(
+                &s,
+                &["audit", "log", "--kind", "result", "--format", "json"],
+            );
+            assert!(log.success(), "{log}");
+            found = json_lines(&log.stdout)
+                .into_iter()
+                .find(|r| r["pack_sent"]["sha256"] == sha.as_str());
+            if found.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let result = found.unwrap_or_else(|| panic!("v{version}: no result with sha256 {sha}"));
+        assert_eq!(result["pack_sent"]["bytes"], bytes.len() as u64, "{result}");
+        assert_eq!(result["pack_sent"]["objects"], objects, "{result}");
+        assert_eq!(result["complete"], true, "{result}");
+        // Linked to the recorded fetch operation.
+        let ops = json_lines(&audit(&s, &["audit", "log", "--format", "json"]).stdout);
+        let op = ops
+            .iter()
+            .find(|r| r["id"] == result["op"])
+            .unwrap_or_else(|| panic!("no operation {} in {ops:?}", result["op"]));
+        assert_eq!(op["service"], "upload-pack");
+        assert_eq!(op["decision"], "allow");
+    }
+    let verify = audit(&s, &["audit", "verify"]);
+    assert!(verify.success(), "{verify}");
+}

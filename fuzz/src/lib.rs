@@ -146,19 +146,40 @@ pub fn report(data: &[u8]) {
     }
 }
 
+/// The pack meter of fetch answers: any bytes, fed in any split, give the same measurement
+/// as feeding them at once, and never panic. The first byte picks the split point.
+pub fn pack_sent(data: &[u8]) {
+    use gitgate::proto::packsent::PackMeter;
+    let Some((&cut, answer)) = data.split_first() else {
+        return;
+    };
+    let mut whole = PackMeter::new();
+    whole.feed(answer);
+    let expected = whole.finish();
+    let cut = (usize::from(cut) * answer.len()) / 255;
+    let mut split = PackMeter::new();
+    split.feed(&answer[..cut]);
+    split.feed(&answer[cut..]);
+    assert_eq!(split.finish(), expected);
+    if let Some(m) = expected {
+        assert!(m.bytes > 0 && m.bytes <= answer.len() as u64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
 
     type Body = fn(&[u8]);
 
-    const TARGETS: [(&str, Body); 6] = [
+    const TARGETS: [(&str, Body); 7] = [
         ("pktline", super::pktline),
         ("receive_commands", super::receive_commands),
         ("upload_request", super::upload_request),
         ("advertisement", super::advertisement),
         ("report", super::report),
         ("config", super::config),
+        ("pack_sent", super::pack_sent),
     ];
 
     fn files(dir: &Path, out: &mut Vec<PathBuf>) {

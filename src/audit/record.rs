@@ -18,7 +18,8 @@ use super::packs::PackRef;
 pub enum RecordKind {
     /// One git operation (clone, fetch, ls-remote, push): [`Operation`].
     Operation,
-    /// The outcome of a relayed push, linked by `op`: [`PushResult`].
+    /// The outcome of a relayed push ([`PushResult`]) or the pack a fetch sent
+    /// ([`FetchResult`]), linked by `op`.
     Result,
     /// An approval request (held ref update).
     Approval,
@@ -279,6 +280,31 @@ pub struct PushResult {
     #[serde(default)]
     pub refs: Vec<RefResult>,
     /// Why relaying failed, when it did.
+    pub error: Option<String>,
+}
+
+/// The pack a fetch sent (kind [`RecordKind::Result`], like a push's [`PushResult`]): the
+/// operation is recorded before its answer, the pack is only known once it has streamed.
+/// Linked to its operation by `op`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FetchResult {
+    /// Id; made by `append` when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The operation's id.
+    pub op: String,
+    /// The operation's session.
+    pub session: String,
+    /// When; `append` fills in "now" when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// The pack as it passed to the client.
+    pub pack_sent: PackSent,
+    /// Whether the answer ended as a complete pack answer does (false: the upstream or the
+    /// client broke off, or the pack had no end marker).
+    pub complete: bool,
+    /// Why the answer stopped, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

@@ -154,8 +154,9 @@ pub fn run(command: AuditCommand) -> anyhow::Result<Outcome> {
     }
 }
 
+/// Loads the config for a verb that reads local state only (upstream secrets are not read).
 pub(super) fn load(path: &Path) -> anyhow::Result<crate::config::Config> {
-    Ok(crate::config::load(path).map_err(|e| UsageError(e.to_string()))?)
+    Ok(crate::config::load_local(path).map_err(|e| UsageError(e.to_string()))?)
 }
 
 /// Opens the store of the config at `path` read-only.
@@ -268,8 +269,23 @@ pub(super) fn text_line(r: &StoredRecord) -> String {
         if let Some(packs) = v.get("packs").and_then(Value::as_array) {
             line.push_str(&format!("  {} pack(s)", packs.len()));
         }
+        if let Some(sent) = v.get("pack_sent") {
+            line.push_str(&format!("  {}", pack_sent_text(sent)));
+        }
     }
     line
+}
+
+/// `pack sent: 1234 bytes, 5 objects, sha256 abcdef012345`.
+pub(super) fn pack_sent_text(sent: &Value) -> String {
+    let bytes = sent.get("bytes").and_then(Value::as_u64).unwrap_or(0);
+    let mut text = format!("pack sent: {bytes} bytes");
+    if let Some(objects) = sent.get("objects").and_then(Value::as_u64) {
+        text.push_str(&format!(", {objects} objects"));
+    }
+    let sha = clean(sent.get("sha256").and_then(Value::as_str).unwrap_or("-"));
+    text.push_str(&format!(", sha256 {}", sha.get(..12).unwrap_or(&sha)));
+    text
 }
 
 /// `push` or `fetch`, from the service.

@@ -169,6 +169,12 @@ fn event_text(r: &StoredRecord, files: &[FileChange]) -> String {
         if let Some(unpack) = v.get("unpack").and_then(Value::as_str) {
             out.push_str(&format!("  unpack {}", clean(unpack)));
         }
+        if let Some(sent) = v.get("pack_sent") {
+            out.push_str(&format!("  {}", super::audit::pack_sent_text(sent)));
+            if v.get("complete").and_then(Value::as_bool) == Some(false) {
+                out.push_str(" (incomplete)");
+            }
+        }
         for rr in v
             .get("refs")
             .and_then(Value::as_array)

@@ -32,6 +32,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, path)
 }
 
+/// Reads the config file at `path` for verbs that only use local state (`audit`, `replay`,
+/// `approvals`): like [`load`], but upstream passwords are not read (they resolve to empty
+/// secrets), so an auditor needs neither the vault's environment nor its files. Such a config
+/// must not be used to reach upstreams.
+pub fn load_local(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    resolve::resolve_with(&text, path, &|name| std::env::var(name), false)
+}
+
 /// Resolves config `text`; `path` names the file in messages and is the base of relative paths.
 ///
 /// `password_env` values are read from the process environment.

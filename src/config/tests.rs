@@ -1205,3 +1205,21 @@ fn every_prefix_of_the_example_is_handled() {
         }
     }
 }
+
+#[test]
+fn local_verbs_resolve_without_the_vault() {
+    let text = "[[upstream]]\nname = \"web\"\nurl = \"https://git.example/\"\n\
+                password_env = \"NOT_SET_ANYWHERE\"\n\n[[upstream]]\nname = \"other\"\n\
+                url = \"https://git.example/\"\npassword_file = \"/nonexistent/pw\"\n";
+    let path = Path::new("gitgate.toml");
+    // The gateway needs the secret and says so...
+    let e = err_in(text, path);
+    assert!(e.contains("NOT_SET_ANYWHERE"), "{e}");
+    // ...the audit verbs do not read it.
+    let env = env_of(&[]);
+    let config = super::resolve::resolve_with(text, path, &env, false).expect("resolves");
+    assert_eq!(config.upstreams.len(), 2);
+    // Form is still checked.
+    let bad = "[[upstream]]\nname = \"web\"\nurl = \"https://git.example/\"\npassword_env = 3\n";
+    assert!(super::resolve::resolve_with(bad, path, &env, false).is_err());
+}

@@ -20,10 +20,12 @@
 //! - [`receive`]: the receive-pack reference update request (commands, push options).
 //! - [`report`]: report-status (v1 and v2): parse the upstream's, merge, encode.
 //! - [`upload`]: upload-pack requests (v0/v1 negotiation, v2 commands) summarised for the record.
+//! - [`packsent`]: measures the pack inside an upload-pack answer as it passes (for the record).
 
 pub mod advertisement;
 pub mod capabilities;
 pub mod oid;
+pub mod packsent;
 pub mod pktline;
 pub mod receive;
 pub mod refname;

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use super::refs::{advertised_tips, filter_listing, Listing, RefListFilter};
 use crate::git::Protocol;
+use crate::proto::packsent::PackMeter;
 use crate::proto::{
     parse_upload_request, Capability, CapabilityEdit, UploadCommand, UploadLimits, UploadRequest,
 };
@@ -114,6 +115,8 @@ impl Gateway {
                     answer,
                     RefListFilter::new(session.hidden.clone(), Listing::LsRefs),
                 )
+            } else if summary.command == Some(UploadCommand::Fetch) || !summary.wants.is_empty() {
+                self.measure_pack(session, &op.id, answer)
             } else {
                 answer
             })
@@ -224,4 +227,99 @@ pub(super) async fn read_bounded(
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+impl Gateway {
+    /// Passes a fetch answer through while measuring the pack in it; once the answer has
+    /// streamed (or broken off), records what was sent as a [`RecordKind::Result`] linked to
+    /// the operation. Answers without pack bytes (a negotiation round) record nothing.
+    ///
+    /// [`RecordKind::Result`]: crate::audit::RecordKind::Result
+    fn measure_pack(&self, session: &Session, op: &str, answer: ByteStream) -> ByteStream {
+        Box::pin(Measured {
+            inner: answer,
+            meter: Some(PackMeter::new()),
+            audit: self.audit.clone(),
+            op: op.to_string(),
+            session: session.id.clone(),
+            error: None,
+        })
+    }
+}
+
+/// The answer stream of [`Gateway::measure_pack`].
+struct Measured {
+    inner: ByteStream,
+    meter: Option<PackMeter>,
+    audit: crate::audit::Audit,
+    op: String,
+    session: String,
+    error: Option<String>,
+}
+
+impl Measured {
+    /// Records the measurement once, in the background: the answer has already gone.
+    fn record(&mut self) {
+        let Some(measured) = self.meter.take().and_then(PackMeter::finish) else {
+            return;
+        };
+        let body = crate::audit::record::FetchResult {
+            id: None,
+            op: std::mem::take(&mut self.op),
+            session: std::mem::take(&mut self.session),
+            time: None,
+            pack_sent: crate::audit::record::PackSent {
+                sha256: measured.sha256,
+                bytes: measured.bytes,
+                objects: measured.objects,
+            },
+            complete: measured.complete && self.error.is_none(),
+            error: self.error.take(),
+        };
+        let audit = self.audit.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn_blocking(move || {
+            if let Err(e) = audit.append(crate::audit::RecordKind::Result, &body) {
+                tracing::error!(op = %body.op, error = %e, "the pack sent could not be recorded");
+            }
+        });
+    }
+}
+
+impl futures_util::Stream for Measured {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let polled = this.inner.as_mut().poll_next(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(meter) = this.meter.as_mut() {
+                    meter.feed(chunk);
+                }
+            }
+            std::task::Poll::Ready(Some(Err(e))) => {
+                this.error = Some(e.to_string());
+                this.record();
+            }
+            std::task::Poll::Ready(None) => this.record(),
+            std::task::Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl Drop for Measured {
+    fn drop(&mut self) {
+        if self.meter.is_some() {
+            self.error
+                .get_or_insert_with(|| "the client went away".to_string());
+            self.record();
+        }
+    }
 }

@@ -23,6 +23,17 @@ pub(super) type Env<'a> = dyn Fn(&str) -> Result<String, std::env::VarError> + '
 
 /// Resolves config `text` read from `file`.
 pub(super) fn resolve(text: &str, file: &Path, env: &Env<'_>) -> Result<Config, ConfigError> {
+    resolve_with(text, file, env, true)
+}
+
+/// Like [`resolve`]; with `read_secrets` false, upstream passwords (`password_env`,
+/// `password_file`) are checked for form but not read: they resolve to an empty secret.
+pub(super) fn resolve_with(
+    text: &str,
+    file: &Path,
+    env: &Env<'_>,
+    read_secrets: bool,
+) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| locate::de_error(text, file, &e))?;
     let source = std::path::absolute(file).map_err(|source| ConfigError::Read {
         file: file.to_path_buf(),
@@ -36,6 +47,7 @@ pub(super) fn resolve(text: &str, file: &Path, env: &Env<'_>) -> Result<Config, 
         file,
         base,
         env,
+        read_secrets,
     };
     Ok(Config {
         server: server(&cx, raw.server)?,
@@ -61,6 +73,8 @@ pub(super) struct Ctx<'a> {
     file: &'a Path,
     base: PathBuf,
     env: &'a Env<'a>,
+    /// Whether upstream secrets are read (false for verbs that only read local state).
+    read_secrets: bool,
 }
 
 impl Ctx<'_> {
