@@ -59,6 +59,13 @@ fn clones_and_pushes_are_recorded_with_the_contract_fields() {
     assert_eq!(push["refs"][0]["op"], "create");
     assert_eq!(push["refs"][0]["decision"], "allow");
     assert!(push["pack"]["bytes"].as_u64().unwrap_or(0) > 0, "{push}");
+    let commit = &push["push"]["commits"][0];
+    assert_eq!(commit["id"], head.as_str(), "{push}");
+    assert_eq!(
+        commit["author"], "Test Author <author@example.com>",
+        "{push}"
+    );
+    assert_eq!(commit["subject"], "add a", "{push}");
     assert!(
         records
             .iter()

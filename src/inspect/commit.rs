@@ -18,7 +18,9 @@ pub fn parse_commit(id: &str, data: &[u8]) -> CommitFacts {
     };
     let mut facts = CommitFacts {
         id: id.to_string(),
+        author: String::new(),
         author_email: String::new(),
+        committer: String::new(),
         committer_email: String::new(),
         message: String::from_utf8_lossy(message.get(..MAX_MESSAGE_BYTES).unwrap_or(message))
             .into_owned(),
@@ -26,8 +28,10 @@ pub fn parse_commit(id: &str, data: &[u8]) -> CommitFacts {
     };
     for line in headers.split(|b| *b == b'\n') {
         if let Some(rest) = line.strip_prefix(b"author ") {
+            facts.author = person(rest);
             facts.author_email = email(rest);
         } else if let Some(rest) = line.strip_prefix(b"committer ") {
+            facts.committer = person(rest);
             facts.committer_email = email(rest);
         } else if line.starts_with(b"gpgsig ") || line.starts_with(b"gpgsig-sha256 ") {
             facts.signed = true;
@@ -35,6 +39,19 @@ pub fn parse_commit(id: &str, data: &[u8]) -> CommitFacts {
     }
     facts
 }
+
+/// `Name <email>` of an ident line (`Name <email> 1700000000 +0000`): up to the last `>`.
+fn person(ident: &[u8]) -> String {
+    let end = ident
+        .iter()
+        .rposition(|b| *b == b'>')
+        .map_or(ident.len(), |e| e + 1);
+    let text = String::from_utf8_lossy(ident.get(..end).unwrap_or(ident));
+    text.chars().take(MAX_PERSON_CHARS).collect()
+}
+
+/// Longer author/committer strings are cut (they are recorded, and come from the client).
+const MAX_PERSON_CHARS: usize = 512;
 
 fn email(ident: &[u8]) -> String {
     let start = ident.iter().position(|b| *b == b'<');
@@ -60,6 +77,8 @@ mod tests {
         let data = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A U <a@x.org> 1 +0000\ncommitter C <c@y.org> 2 +0000\ngpgsig -----BEGIN SSH SIGNATURE-----\n abc\n -----END SSH SIGNATURE-----\n\nSubject\n\nBody\n";
         let f = parse_commit("abc", data);
         assert_eq!(f.author_email, "a@x.org");
+        assert_eq!(f.author, "A U <a@x.org>");
+        assert_eq!(f.committer, "C <c@y.org>");
         assert_eq!(f.committer_email, "c@y.org");
         assert!(f.signed);
         assert_eq!(f.message, "Subject\n\nBody\n");

@@ -79,8 +79,12 @@ pub struct RefUpdate<'a> {
 pub struct CommitFacts {
     /// The commit id (hex).
     pub id: String,
+    /// The author as written, `Name <email>` without the date (recorded, not matched).
+    pub author: String,
     /// The author's email, without the angle brackets.
     pub author_email: String,
+    /// The committer as written, `Name <email>` without the date (recorded, not matched).
+    pub committer: String,
     /// The committer's email, without the angle brackets.
     pub committer_email: String,
     /// The whole message (subject, body, trailers). Matched, never shown.

@@ -45,6 +45,7 @@ fn commit(id: &str, email: &str, message: &str, signed: bool) -> CommitFacts {
         committer_email: email.to_string(),
         message: message.to_string(),
         signed,
+        ..CommitFacts::default()
     }
 }
 

@@ -700,8 +700,8 @@ fn push_facts(
             if seen.insert(c.id.clone()) {
                 commits.push(CommitRecord {
                     id: c.id.clone(),
-                    author: format!("<{}>", c.author_email),
-                    committer: format!("<{}>", c.committer_email),
+                    author: c.author.clone(),
+                    committer: c.committer.clone(),
                     subject: c.message.lines().next().unwrap_or("").to_string(),
                 });
             }
