@@ -120,6 +120,7 @@ impl Setup {
             }],
             paths: vec!["README.md".into(), "src/new.rs".into()],
             findings: Vec::new(),
+            not_scanned: Vec::new(),
         });
         push.pack = Some(pack_ref);
         let mut denied = base("op-denied", Service::ReceivePack, Decision::Deny);

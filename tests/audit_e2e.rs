@@ -181,11 +181,16 @@ fn the_push_probe_is_answered_without_a_record() {
     assert!(out.success(), "{out}\n{}", s.logs());
     assert_eq!(s.repo.rev("refs/heads/probed"), Some(head));
     let records = json_lines(&audit(&s, &["audit", "log", "--format", "json"]).stdout);
-    let pushes = records
+    let pushes: Vec<_> = records
         .iter()
         .filter(|r| r["service"] == "receive-pack" && r["refs"][0]["ref"] == "refs/heads/probed")
-        .count();
-    assert_eq!(pushes, 1, "{records:?}");
+        .collect();
+    assert_eq!(pushes.len(), 1, "{records:?}");
+    // The random (binary) blob was not scanned, and the record says so.
+    let blob = s.git.ok(&dest, &["rev-parse", "HEAD:big.bin"]);
+    let skipped = &pushes[0]["push"]["not_scanned"];
+    assert_eq!(skipped[0]["blob"], blob.trim(), "{}", pushes[0]);
+    assert_eq!(skipped[0]["reason"], "binary", "{}", pushes[0]);
 }
 
 both_upstreams!(the_pack_sent_to_a_clone_is_measured);

@@ -115,3 +115,63 @@ fn scanning_can_be_turned_off() {
     assert!(out.success(), "{out}\n{}", s.logs());
     assert_eq!(s.repo.rev("refs/heads/leak"), Some(head));
 }
+
+/// `[scan]` allowlists in the gateway's config: a path glob (`allow_paths`) and a baseline of
+/// accepted findings (the JSON Lines `gitgate scan --format json` writes) let those through,
+/// and only those: a new secret elsewhere is still refused.
+#[test]
+fn config_allowlists_let_known_findings_through() {
+    let tmp = crate::harness::tmp::Tmp::new("scan-allow");
+    let known = tmp.join("known.py");
+    std::fs::write(&known, credentials()).expect("write");
+    let scan = crate::harness::gateway::run(
+        tmp.path(),
+        &["scan", &known.to_string_lossy(), "--format", "json"],
+    );
+    assert_eq!(scan.code(), Some(1), "the scan finds them: {scan}");
+    let baseline = tmp.join("baseline.jsonl");
+    std::fs::write(&baseline, &scan.stdout).expect("write");
+
+    let s = Stack::start_with(
+        Kind::File,
+        &format!(
+            "[scan]\nallow_paths = [\"tests/fixtures/**\"]\nbaseline = \"{}\"\n",
+            baseline.display()
+        ),
+    );
+    let dest = s.clone("clone", &[]);
+    // Other values than the baseline's, in an allowed folder.
+    let other_id = "AKIAZ7WPQ3EGRTL5VNXK";
+    let other_secret: String = SECRET.chars().rev().collect();
+    let other =
+        format!("aws_access_key_id = {other_id}\naws_secret_access_key = \"{other_secret}\"\n");
+    s.git.ok(&dest, &["checkout", "-q", "-b", "fixtures"]);
+    let head = s
+        .git
+        .commit_file(&dest, "tests/fixtures/aws.py", other.as_bytes(), "fixture");
+    let out = s.git.push(&dest, &["origin", "fixtures"]);
+    assert!(out.success(), "allow_paths: {out}\n{}", s.logs());
+    assert_eq!(s.repo.rev("refs/heads/fixtures"), Some(head));
+
+    // The baseline's values, anywhere.
+    s.git.ok(&dest, &["checkout", "-q", "-b", "known"]);
+    let head = s
+        .git
+        .commit_file(&dest, "src/settings.py", &credentials(), "known creds");
+    let out = s.git.push(&dest, &["origin", "known"]);
+    assert!(out.success(), "baseline: {out}\n{}", s.logs());
+    assert_eq!(s.repo.rev("refs/heads/known"), Some(head));
+
+    // The other values outside the allowed folder: refused.
+    s.git.ok(&dest, &["checkout", "-q", "-b", "new"]);
+    s.git
+        .commit_file(&dest, "src/aws.py", other.as_bytes(), "new creds");
+    let out = s.git.push(&dest, &["origin", "new"]);
+    assert!(!out.success(), "{out}");
+    assert!(
+        out.stderr
+            .contains("secret-scan: aws-access-key-id in src/aws.py"),
+        "{out}"
+    );
+    assert_eq!(s.repo.rev("refs/heads/new"), None);
+}

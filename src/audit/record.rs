@@ -229,6 +229,18 @@ pub struct PushFacts {
     /// Secret-scan findings, redacted.
     #[serde(default)]
     pub findings: Vec<Finding>,
+    /// Blobs the secret scan skipped (binary, larger than `[scan] max_blob_bytes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_scanned: Vec<NotScanned>,
+}
+
+/// A blob the secret scan skipped, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NotScanned {
+    /// Blob id (hex).
+    pub blob: String,
+    /// `binary`, or the size and the limit it exceeds.
+    pub reason: String,
 }
 
 /// A commit a push introduces.

@@ -143,34 +143,18 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Fingerprints from a baseline file: JSON Lines with a `fingerprint` field, or bare hex lines.
+/// Fingerprints from a baseline file (see [`scan::baseline`]).
 fn baseline(file: &Path) -> anyhow::Result<Vec<String>> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| UsageError(format!("--baseline {}: {e}", file.display())))?;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with('{') {
-            let value: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| UsageError(format!("--baseline {}:{}: {e}", file.display(), n + 1)))?;
-            if let Some(fp) = value.get("fingerprint").and_then(|f| f.as_str()) {
-                out.push(fp.to_owned());
-            }
-        } else if line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit()) {
-            out.push(line.to_owned());
-        } else {
-            return Err(UsageError(format!(
-                "--baseline {}:{}: neither a JSON object nor a fingerprint",
-                file.display(),
-                n + 1
-            ))
-            .into());
-        }
-    }
-    Ok(out)
+    Ok(scan::baseline::parse(&text).map_err(|e| {
+        UsageError(format!(
+            "--baseline {}:{}: {}",
+            file.display(),
+            e.line,
+            e.reason
+        ))
+    })?)
 }
 
 /// Every file under `paths` (folders walked, `.git` and symlinks skipped), sorted.

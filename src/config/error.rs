@@ -220,6 +220,14 @@ pub enum Problem {
         /// The compiler's explanation.
         reason: String,
     },
+    /// A file named by the config that cannot be read or used.
+    #[error("{}: {reason}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why (cannot read, line N: ..., not a gitleaks config: ...).
+        reason: String,
+    },
     /// A value outside a fixed set of words.
     #[error("invalid value \"{value}\" (expected {expected})")]
     BadChoice {

@@ -376,6 +376,15 @@ pub struct Scan {
     pub action: Decision,
     /// Larger blobs are not scanned (`max_blob_bytes`, default 10 MiB).
     pub max_blob_bytes: u64,
+    /// What is not reported: `allow_paths` globs, `allow_fingerprints`, the fingerprints of the
+    /// `baseline` file and the allowlists of the `gitleaks_config` file, merged.
+    pub allow: crate::scan::Allow,
+    /// Rules of the `gitleaks_config` file, as detectors (after the built-in ones).
+    pub custom_detectors: Vec<crate::scan::Detector>,
+    /// The `baseline` file, when set (read when the config is resolved).
+    pub baseline: Option<PathBuf>,
+    /// The `gitleaks_config` file, when set (read when the config is resolved).
+    pub gitleaks_config: Option<PathBuf>,
 }
 
 /// `[approval]`: held pushes.

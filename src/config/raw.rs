@@ -150,6 +150,12 @@ pub(crate) struct RawScan {
     pub enabled: Option<bool>,
     pub action: Option<S<String>>,
     pub max_blob_bytes: Option<S<i64>>,
+    #[serde(default)]
+    pub allow_paths: Vec<S<String>>,
+    #[serde(default)]
+    pub allow_fingerprints: Vec<S<String>>,
+    pub baseline: Option<S<String>>,
+    pub gitleaks_config: Option<S<String>>,
 }
 
 /// `[approval]`.

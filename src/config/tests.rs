@@ -1223,3 +1223,48 @@ fn local_verbs_resolve_without_the_vault() {
     let bad = "[[upstream]]\nname = \"web\"\nurl = \"https://git.example/\"\npassword_env = 3\n";
     assert!(super::resolve::resolve_with(bad, path, &env, false).is_err());
 }
+
+#[test]
+fn scan_allowlists_resolve_and_name_the_bad_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fp = "ab".repeat(32);
+    std::fs::write(
+        dir.path().join("baseline.jsonl"),
+        format!("{{\"fingerprint\":\"{fp}\"}}\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("gitleaks.toml"),
+        "[[rules]]\nid = \"acme\"\nregex = '''acme_[a-z0-9]{32}'''\nkeywords = [\"acme_\"]\n",
+    )
+    .expect("write");
+    let path = dir.path().join("gitgate.toml");
+    let text = format!(
+        "[scan]\nallow_paths = [\"vendor/**\"]\nallow_fingerprints = [\"{}\"]\n\
+         baseline = \"baseline.jsonl\"\ngitleaks_config = \"gitleaks.toml\"\n",
+        "cd".repeat(32)
+    );
+    let c = ok_in(&text, &path);
+    assert_eq!(c.scan.baseline, Some(dir.path().join("baseline.jsonl")));
+    assert_eq!(c.scan.custom_detectors.len(), 1);
+    assert!(c.scan.allow.permits_path("vendor/x/y.py"));
+    assert!(!c.scan.allow.permits_path("src/y.py"));
+
+    for (text, key) in [
+        ("[scan]\nallow_paths = [\"a/[\"]\n", "allow_paths"),
+        (
+            "[scan]\nallow_fingerprints = [\"xyz\"]\n",
+            "allow_fingerprints",
+        ),
+        ("[scan]\nbaseline = \"missing.jsonl\"\n", "baseline"),
+    ] {
+        let e = err_in(text, &path);
+        assert!(e.contains(&format!("gitgate.toml:2: [scan] {key}")), "{e}");
+    }
+    std::fs::write(dir.path().join("bad.jsonl"), "junk\n").expect("write");
+    let e = err_in("[scan]\nbaseline = \"bad.jsonl\"\n", &path);
+    assert!(e.contains("bad.jsonl: line 1"), "{e}");
+    std::fs::write(dir.path().join("bad.toml"), "[[rules]]\nid = 3\n").expect("write");
+    let e = err_in("[scan]\ngitleaks_config = \"bad.toml\"\n", &path);
+    assert!(e.contains("[scan] gitleaks_config"), "{e}");
+}

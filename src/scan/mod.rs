@@ -16,6 +16,7 @@
 //! detector set takes milliseconds, scanning a blob microseconds.
 
 pub mod allow;
+pub mod baseline;
 pub mod detector;
 pub mod detectors;
 mod engine;

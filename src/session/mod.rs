@@ -148,6 +148,9 @@ pub enum GatewayError {
     /// An upstream could not be set up.
     #[error(transparent)]
     Upstream(#[from] UpstreamSetupError),
+    /// The secret scanner could not be built from `[scan]` (gitleaks_config rules).
+    #[error("[scan]: {0}")]
+    Scanner(#[from] crate::scan::BuildError),
     /// The audit store could not be opened.
     #[error("cannot open the audit record: {0}")]
     Audit(#[from] crate::audit::AuditError),
@@ -190,7 +193,7 @@ impl Gateway {
             audit,
             auth: Authenticator::new(&config),
             policy: Policy::new(&config),
-            scanner: secrets::build(&config),
+            scanner: secrets::build(&config)?,
             upstreams: Upstreams::new(&config)?,
             config,
             metrics,

@@ -721,7 +721,17 @@ fn push_facts(
         })
         .collect();
     findings.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+    let mut not_scanned: Vec<crate::audit::record::NotScanned> = scan
+        .skipped
+        .iter()
+        .map(|(blob, reason)| crate::audit::record::NotScanned {
+            blob: blob.clone(),
+            reason: reason.to_string(),
+        })
+        .collect();
+    not_scanned.sort_by(|a, b| a.blob.cmp(&b.blob));
     PushFacts {
+        not_scanned,
         capabilities: request.capabilities.iter().map(|c| c.to_string()).collect(),
         push_options: request.push_options.clone(),
         commits,

@@ -112,14 +112,20 @@ pub(crate) fn explain(messages: &mut Vec<u8>, refname: &str, findings: &[&Findin
     }
 }
 
-/// The process-wide scanner, built once.
-pub(crate) fn build(config: &crate::config::Config) -> Option<Arc<Scanner>> {
-    config.scan.enabled.then(|| {
-        let scanner = Scanner::new(crate::scan::Options {
-            max_blob_bytes: config.scan.max_blob_bytes,
-        });
-        // Compile every detector now rather than on the first push that needs it.
-        scanner.compile_all();
-        Arc::new(scanner)
-    })
+/// The process-wide scanner, built once: the built-in detectors plus the rules of
+/// `[scan] gitleaks_config`, with the configured allowlists. `None` when scanning is off.
+pub(crate) fn build(
+    config: &crate::config::Config,
+) -> Result<Option<Arc<Scanner>>, crate::scan::BuildError> {
+    if !config.scan.enabled {
+        return Ok(None);
+    }
+    let options = crate::scan::Options {
+        max_blob_bytes: config.scan.max_blob_bytes,
+    };
+    let detectors = crate::scan::detectors::with_custom(config.scan.custom_detectors.clone());
+    let scanner = Scanner::with(options, detectors, config.scan.allow.clone())?;
+    // Compile every detector now rather than on the first push that needs it.
+    scanner.compile_all();
+    Ok(Some(Arc::new(scanner)))
 }

@@ -258,10 +258,67 @@ fn scan(cx: &Ctx<'_>, raw: Option<S<raw::RawScan>>) -> Result<Scan, ConfigError>
         Some(v) => t.choice("action", v, DENY_APPROVE, "\"deny\" or \"approve\"")?,
         None => Decision::Deny,
     };
+    let mut allow = crate::scan::Allow::default();
+    for v in &raw.allow_paths {
+        let glob = t.text("allow_paths", v)?;
+        allow = allow.with_paths(&[&glob]).map_err(|e| {
+            let problem = Problem::BadGlob {
+                glob: glob.clone(),
+                reason: e.to_string(),
+            };
+            t.err(&v.span(), "allow_paths", problem)
+        })?;
+    }
+    let mut fingerprints = Vec::with_capacity(raw.allow_fingerprints.len());
+    for v in &raw.allow_fingerprints {
+        fingerprints.push(hex::encode(t.sha256("allow_fingerprints", v)?));
+    }
+    let bad_file = |key: &str, v: &S<String>, path: &Path, reason: String| {
+        let problem = Problem::BadFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        t.err(&v.span(), key, problem)
+    };
+    let baseline = match &raw.baseline {
+        Some(v) => {
+            let path = t.path("baseline", v)?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| bad_file("baseline", v, &path, e.to_string()))?;
+            let found = crate::scan::baseline::parse(&text)
+                .map_err(|e| bad_file("baseline", v, &path, e.to_string()))?;
+            fingerprints.extend(found);
+            Some(path)
+        }
+        None => None,
+    };
+    allow = allow.with_fingerprints(fingerprints);
+    let mut custom_detectors = Vec::new();
+    let gitleaks_config = match &raw.gitleaks_config {
+        Some(v) => {
+            let path = t.path("gitleaks_config", v)?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| bad_file("gitleaks_config", v, &path, e.to_string()))?;
+            let imported = crate::scan::gitleaks::parse(&text)
+                .map_err(|e| bad_file("gitleaks_config", v, &path, e.to_string()))?;
+            allow = allow.merge(imported.allow);
+            // Its rules must build into a scanner now, not fail when the gateway starts.
+            let detectors = crate::scan::detectors::with_custom(imported.detectors.clone());
+            crate::scan::Scanner::with(crate::scan::Options::default(), detectors, allow.clone())
+                .map_err(|e| bad_file("gitleaks_config", v, &path, e.to_string()))?;
+            custom_detectors = imported.detectors;
+            Some(path)
+        }
+        None => None,
+    };
     Ok(Scan {
         enabled: raw.enabled.unwrap_or(true),
         action,
         max_blob_bytes: t.bytes("max_blob_bytes", raw.max_blob_bytes.as_ref(), 10 * MIB)?,
+        allow,
+        custom_detectors,
+        baseline,
+        gitleaks_config,
     })
 }
 
