@@ -134,7 +134,7 @@ fn secret_forms(user: &str, password: &str) -> Vec<String> {
 
 #[test]
 fn upstream_password_never_reaches_output_or_responses() {
-    let s = Stack::start_with_env(Kind::Http, "", &[("RUST_LOG", "trace")]);
+    let s = Stack::start_with_env(Kind::Http, "", &[("GITGATE_LOG", "trace")]);
     let backend = s.upstream.http().expect("http upstream");
     let secrets = secret_forms(&backend.user, &backend.password);
     let addr = s.gateway.addr();
@@ -238,7 +238,7 @@ fn wrong_upstream_password_is_502_without_revealing_it() {
         &config,
         &[
             (PASSWORD_ENV.to_owned(), vaulted.to_owned()),
-            ("RUST_LOG".to_owned(), "trace".to_owned()),
+            ("GITGATE_LOG".to_owned(), "trace".to_owned()),
         ],
     );
     let auth = http::basic("agent", &token);

@@ -213,3 +213,56 @@ fn push_50_mib(kind: Kind) {
     s.repo
         .git(&["fsck", "--no-progress", "--connectivity-only"]);
 }
+
+/// The mirror of an HTTP upstream is refreshed when the client asks for the receive-pack
+/// advertisement, while it packs; the push that follows on the same connection reuses that
+/// refresh instead of fetching again on its critical path. A change made upstream after the
+/// advertisement is still seen by the next push (its own advertisement refreshes again).
+#[test]
+fn the_push_reuses_the_mirror_refreshed_at_its_advertisement() {
+    let s = Stack::start_with_env(
+        Kind::Http,
+        "",
+        &[("GITGATE_LOG", "gitgate::upstream=debug,info")],
+    );
+    let dest = s.clone("clone", &[]);
+    let head = s.git.commit_file(&dest, "one.txt", b"one\n", "one");
+    let out = s.git.push(&dest, &["origin", "HEAD:refs/heads/main"]);
+    assert!(out.success(), "{out}\n{}", s.logs());
+    assert_eq!(s.repo.rev("refs/heads/main"), Some(head.clone()));
+    assert!(
+        s.gateway.output().contains("mirror fresh enough: reused"),
+        "{}",
+        s.logs()
+    );
+
+    // Someone else pushes straight to the upstream; the client builds on that and pushes
+    // through the gateway: a fast-forward from a commit only the upstream had.
+    let elsewhere = s.repo.commit(
+        "main",
+        &[("side.txt", b"side\n".as_slice())],
+        "upstream only",
+    );
+    assert_ne!(elsewhere, head);
+    s.git
+        .ok(&dest, &["pull", "-q", "--ff-only", "origin", "main"]);
+    let next = s.git.commit_file(&dest, "two.txt", b"two\n", "two");
+    let out = s.git.push(&dest, &["origin", "HEAD:refs/heads/main"]);
+    assert!(out.success(), "{out}\n{}", s.logs());
+    assert_eq!(s.repo.rev("refs/heads/main"), Some(next));
+    let log = crate::harness::gateway::run(
+        s.gateway.dir(),
+        &[
+            "audit",
+            "log",
+            "--format",
+            "json",
+            "--config",
+            &s.gateway.config_path.to_string_lossy(),
+        ],
+    );
+    assert!(
+        log.stdout.contains("\"op\":\"update\""),
+        "recorded as a fast-forward: {log}"
+    );
+}

@@ -32,6 +32,14 @@ impl Gateway {
             );
             self.append(crate::audit::RecordKind::Operation, body)
                 .await?;
+            if session.service == Service::ReceivePack {
+                // A push usually follows: have the mirror refreshed while the client packs.
+                let at = self.note_advertised(session);
+                session
+                    .repo
+                    .upstream
+                    .prefetch_history(&session.repo.path, at);
+            }
             let upstream = session
                 .repo
                 .upstream

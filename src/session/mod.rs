@@ -18,6 +18,7 @@ pub mod reject;
 pub mod route;
 mod secrets;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -175,6 +176,9 @@ pub struct Gateway {
     scanner: Option<Arc<crate::scan::Scanner>>,
     audit: crate::audit::Audit,
     spool_dir: PathBuf,
+    /// When each (session, repo) last asked for a receive-pack advertisement: the push that
+    /// follows may use a mirror refreshed since then (see `Upstream::prefetch_history`).
+    advertised: std::sync::Mutex<HashMap<(String, String), std::time::Instant>>,
 }
 
 impl Gateway {
@@ -198,6 +202,7 @@ impl Gateway {
             config,
             metrics,
             spool_dir,
+            advertised: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -345,6 +350,30 @@ fn create_private_dir(path: &std::path::Path) -> Result<(), GatewayError> {
     }
     Ok(())
 }
+
+impl Gateway {
+    /// Notes that `session` was shown the receive-pack advertisement of its repository now.
+    pub(crate) fn note_advertised(&self, session: &Session) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        if let Ok(mut map) = self.advertised.lock() {
+            // Entries are only useful for the push that follows within seconds.
+            map.retain(|_, at| now.duration_since(*at) < ADVERTISED_TTL);
+            map.insert((session.id.clone(), session.repo.name.clone()), now);
+        }
+        now
+    }
+
+    /// When `session` was last shown its repository's receive-pack advertisement, if recently.
+    pub(crate) fn advertised_at(&self, session: &Session) -> Option<std::time::Instant> {
+        let map = self.advertised.lock().ok()?;
+        map.get(&(session.id.clone(), session.repo.name.clone()))
+            .copied()
+            .filter(|at| at.elapsed() < ADVERTISED_TTL)
+    }
+}
+
+/// How long an advertisement's moment is kept for the push that follows it.
+const ADVERTISED_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A new random id: 16 lowercase hex digits (sessions, operations).
 pub fn new_id() -> String {

@@ -173,7 +173,16 @@ impl Gateway {
             None
         };
 
-        let history = session.repo.upstream.history(&session.repo.path).await?;
+        // The mirror must know every ref the client was shown (it sends no object those
+        // reach): one refreshed since this session's advertisement, else since now.
+        let since = self
+            .advertised_at(session)
+            .unwrap_or_else(std::time::Instant::now);
+        let history = session
+            .repo
+            .upstream
+            .history(&session.repo.path, since)
+            .await?;
         let quarantine = Quarantine::create(&self.state_dir().join("quarantine"), &history)
             .map_err(|e| SessionError::Internal(format!("creating the quarantine: {e}")))?;
         let facts = match &indexed {

@@ -78,10 +78,14 @@ impl HttpUpstream {
     }
 
     /// Refreshes the mirror of `path` and returns its git dir.
-    pub async fn history(&self, path: &str) -> Result<PathBuf, UpstreamError> {
+    pub async fn history(
+        &self,
+        path: &str,
+        since: Option<std::time::Instant>,
+    ) -> Result<PathBuf, UpstreamError> {
         let url = self.url(path, &[])?;
         self.mirrors
-            .refresh(path, &url, self.credential.as_ref())
+            .refresh(path, &url, self.credential.as_ref(), since)
             .await
     }
 

@@ -18,11 +18,17 @@ use url::Url;
 use super::UpstreamError;
 use crate::config::HttpCredential;
 
+/// When the last successful refresh of a mirror started.
+#[derive(Default)]
+struct Freshness {
+    started: Option<std::time::Instant>,
+}
+
 /// The mirrors of one upstream, each refreshed by one task at a time.
 pub(crate) struct Mirrors {
     upstream: String,
     root: PathBuf,
-    locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<Freshness>>>>,
 }
 
 impl Mirrors {
@@ -35,11 +41,16 @@ impl Mirrors {
     }
 
     /// Brings the mirror of `path` (fetched from `url`) up to date and returns its git dir.
+    ///
+    /// With `since`, a successful refresh that started at or after that instant is enough:
+    /// the mirror then holds the upstream's refs as they were at `since` or later. Concurrent
+    /// callers queue on the mirror's lock, so a burst of them costs one fetch, not one each.
     pub(crate) async fn refresh(
         &self,
         path: &str,
         url: &Url,
         credential: Option<&HttpCredential>,
+        since: Option<std::time::Instant>,
     ) -> Result<PathBuf, UpstreamError> {
         let name = if path.ends_with(".git") {
             path.to_string()
@@ -54,7 +65,15 @@ impl Mirrors {
                 .map_err(|_| self.failed("mirror lock poisoned".into()))?;
             locks.entry(dir.clone()).or_default().clone()
         };
-        let _guard = lock.lock().await;
+        let mut freshness = lock.lock().await;
+        if let (Some(since), Some(started)) = (since, freshness.started) {
+            if started >= since {
+                tracing::debug!(mirror = %dir.display(), "mirror fresh enough: reused");
+                return Ok(dir);
+            }
+        }
+        freshness.started = None;
+        let started = std::time::Instant::now();
         if !dir.join("HEAD").is_file() {
             self.init(&dir, url).await?;
         }
@@ -71,6 +90,7 @@ impl Mirrors {
             ])
             .run(self)
             .await?;
+        freshness.started = Some(started);
         Ok(dir)
     }
 

@@ -156,15 +156,45 @@ impl Upstream {
     /// A git directory holding (at least) the commits and trees of the upstream repository at
     /// `path`, with its refs as the upstream has them now: the repository itself for `file://`
     /// upstreams, a freshly fetched mirror for HTTP ones. Used read-only, as an alternate.
-    pub async fn history(&self, path: &str) -> Result<PathBuf, UpstreamError> {
+    ///
+    /// A mirror whose last refresh started at or after `since` is used as it is: pass the
+    /// moment the client's advertisement was requested (the mirror then knows every ref the
+    /// client was shown), see [`Upstream::prefetch_history`].
+    pub async fn history(
+        &self,
+        path: &str,
+        since: std::time::Instant,
+    ) -> Result<PathBuf, UpstreamError> {
         match self {
             Upstream::File(f) => f.history(path),
-            Upstream::Http(h) => h.history(path).await,
+            Upstream::Http(h) => h.history(path, Some(since)).await,
             Upstream::Ssh { name } => Err(UpstreamError::Unsupported {
                 upstream: name.clone(),
                 kind: "ssh",
             }),
         }
+    }
+}
+
+impl Upstream {
+    /// Starts refreshing the mirror of `path` in the background (HTTP upstreams; nothing for
+    /// the others) for an advertisement requested at `since`, so that the push which usually
+    /// follows finds the mirror fresh (`history(path, since)` then reuses it). Skipped when a
+    /// refresh started after `since` already; a burst of advertisements costs one fetch.
+    /// Failures are only logged: the push refreshes again and fails closed then.
+    pub fn prefetch_history(self: &std::sync::Arc<Self>, path: &str, since: std::time::Instant) {
+        if !matches!(**self, Upstream::Http(_)) {
+            return;
+        }
+        let upstream = self.clone();
+        let path = path.to_string();
+        tokio::spawn(async move {
+            if let Upstream::Http(h) = &*upstream {
+                if let Err(e) = h.history(&path, Some(since)).await {
+                    tracing::debug!(error = %e, "mirror prefetch failed");
+                }
+            }
+        });
     }
 }
 

@@ -61,7 +61,7 @@ impl Stack {
     }
 
     /// Starts everything, appending `extra_toml` to the gateway's config and giving the gateway
-    /// the extra environment `env` (e.g. `RUST_LOG`).
+    /// the extra environment `env` (e.g. `GITGATE_LOG`).
     #[track_caller]
     pub fn start_with_env(kind: Kind, extra_toml: &str, env: &[(&str, &str)]) -> Stack {
         let tmp = Tmp::new("stack");
