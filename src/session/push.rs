@@ -9,10 +9,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::answer::{explain, AnswerFormat};
+use super::approve::Resolution;
 use super::fetch::{fail, read_bounded};
 use super::oplog::{self, Operation};
 use super::secrets::{self, ScanResult};
 use super::{Gateway, Rejection, Session, SessionError};
+use crate::approval::{Outcome, Status};
 use crate::config::{Decision, Op};
 use crate::git::{ByteStream, Service};
 use crate::inspect::{inspect_update, GitDir, InspectError, PackFacts, Quarantine, UpdateFacts};
@@ -29,12 +31,43 @@ const MAX_UPSTREAM_REPORT: u64 = 16 << 20;
 const MAX_COMMITS_PER_UPDATE: usize = 100_000;
 
 /// The decision on one ref update.
-struct Decided {
+pub(super) struct Decided {
+    pub(super) command: Command,
+    pub(super) op: Option<Op>,
+    pub(super) commits: Vec<crate::policy::CommitFacts>,
+    pub(super) paths: Vec<String>,
+    pub(super) verdict: Verdict,
+}
+
+/// A ref update held for approval.
+struct Held {
     command: Command,
-    op: Option<Op>,
-    commits: Vec<crate::policy::CommitFacts>,
-    paths: Vec<String>,
-    verdict: Verdict,
+    id: String,
+    rule: String,
+    /// The rejection reason when it is not decided in time (`... approval pending <ID>`).
+    reason: String,
+}
+
+/// What relaying and answering a push needs once its decisions are recorded (owned, so a
+/// held push can finish in a task of its own).
+struct Tail {
+    session: Session,
+    request: UpdateRequest,
+    format: AnswerFormat,
+    allowed: Vec<Command>,
+    own: Vec<RefStatus>,
+    /// Approvals this push relays: (id, refname).
+    claims: Vec<(String, String)>,
+    messages: Vec<u8>,
+    indexed: Option<Arc<IndexedPack>>,
+    quarantine: Quarantine,
+    original: Option<std::fs::File>,
+    unreferenced_secret: bool,
+    op_id: String,
+    bytes_in: Arc<std::sync::atomic::AtomicU64>,
+    // Dropped last: the spooled pack and its index.
+    _spool: tempfile::NamedTempFile,
+    _idx: RemoveOnDrop,
 }
 
 impl Gateway {
@@ -42,7 +75,7 @@ impl Gateway {
     /// anything is relayed or answered: git expects the server to consume the body first, and
     /// the gateway must see every ref update and object before deciding.
     pub async fn receive_pack(
-        &self,
+        self: &Arc<Self>,
         session: &Session,
         body: ByteStream,
     ) -> Result<ByteStream, Rejection> {
@@ -56,7 +89,7 @@ impl Gateway {
     }
 
     async fn receive_pack_inner(
-        &self,
+        self: &Arc<Self>,
         session: &Session,
         body: ByteStream,
         op: &Operation,
@@ -193,36 +226,57 @@ impl Gateway {
         let scan = self.scan_push(indexed.as_ref(), &inspected).await?;
         let mut messages = Vec::new();
         let decided = self.decide(session, inspected, &scan, &mut messages);
+        let atomic = request.capabilities.contains("atomic");
+
+        // Updates that need approval: an approved identical update goes through, a denied
+        // one is refused, the others are held (unless an atomic push fails anyway).
+        let outright_deny = decided.iter().any(|d| d.verdict.decision == Decision::Deny);
+        let resolutions = if atomic && outright_deny {
+            decided.iter().map(|_| None).collect()
+        } else {
+            self.resolve_approvals(session, &op.id, &decided, quarantine.git_dir())
+                .await?
+        };
 
         // Fail closed: anything not allowed is rejected; `--atomic` rejects all on one denial.
         let mut own: Vec<RefStatus> = Vec::new();
         let mut allowed: Vec<Command> = Vec::new();
-        for d in &decided {
-            match d.verdict.decision {
-                Decision::Allow => allowed.push(d.command.clone()),
-                Decision::Deny => {
+        let mut held: Vec<Held> = Vec::new();
+        let mut claims: Vec<(String, String)> = Vec::new();
+        for (d, resolution) in decided.iter().zip(&resolutions) {
+            match (d.verdict.decision, resolution) {
+                (Decision::Allow, _) => allowed.push(d.command.clone()),
+                (Decision::Deny, _) => {
                     own.push(RefStatus::rejected(&d.command.refname, &d.verdict.reason))
                 }
-                Decision::Approve => own.push(RefStatus::rejected(
+                (Decision::Approve, Some(Resolution::Approved(a))) => {
+                    claims.push((a.id.clone(), d.command.refname.clone()));
+                    allowed.push(d.command.clone());
+                }
+                (Decision::Approve, Some(Resolution::Denied(a))) => own.push(RefStatus::rejected(
                     &d.command.refname,
-                    &format!(
-                        "{} (needs approval, which this gateway cannot grant yet)",
-                        d.verdict.reason
-                    ),
+                    &Resolution::denied_reason(a),
+                )),
+                (Decision::Approve, Some(Resolution::Held { id, rule, .. })) => held.push(Held {
+                    command: d.command.clone(),
+                    id: id.clone(),
+                    rule: rule.clone(),
+                    reason: Resolution::pending_reason(&d.verdict.reason, id),
+                }),
+                (Decision::Approve, None) => own.push(RefStatus::rejected(
+                    &d.command.refname,
+                    &format!("atomic push failed: {}", d.verdict.reason),
                 )),
             }
         }
-        if request.capabilities.contains("atomic") && !own.is_empty() && !allowed.is_empty() {
-            let first = own
-                .first()
-                .map(|s| s.refname().to_string())
-                .unwrap_or_default();
-            for c in allowed.drain(..) {
-                own.push(RefStatus::rejected(
-                    &c.refname,
-                    &format!("atomic push failed: {first} was rejected"),
-                ));
+        let wait = self.config().approval.wait;
+        if wait.is_zero() {
+            for h in held.drain(..) {
+                own.push(RefStatus::rejected(&h.command.refname, &h.reason));
             }
+        }
+        if atomic {
+            reject_atomic(&mut allowed, &mut own);
         }
         for status in &own {
             explain(&mut messages, status);
@@ -246,14 +300,30 @@ impl Gateway {
         );
         body.refs = decided
             .iter()
-            .map(|d| {
-                let final_status = own.iter().find(|s| s.refname() == d.command.refname);
-                let (decision, reason) = match final_status {
-                    Some(RefStatus::Rejected { reason, .. })
-                        if d.verdict.decision == Decision::Allow =>
-                    {
-                        (Decision::Deny, Some(reason.clone()))
+            .zip(&resolutions)
+            .map(|(d, resolution)| {
+                let refname = &d.command.refname;
+                let final_status = own.iter().find(|s| s.refname() == refname);
+                let pending = held.iter().find(|h| &h.command.refname == refname);
+                let (decision, reason) = match (final_status, pending, resolution) {
+                    (Some(RefStatus::Rejected { reason, .. }), _, _) => {
+                        let decision = match d.verdict.decision {
+                            Decision::Approve if reason.contains("approval pending") => {
+                                Decision::Approve
+                            }
+                            _ => Decision::Deny,
+                        };
+                        (decision, Some(reason.clone()))
                     }
+                    (_, Some(h), _) => (Decision::Approve, Some(h.reason.clone())),
+                    (_, _, Some(Resolution::Approved(a))) => (
+                        Decision::Allow,
+                        Some(format!(
+                            "approval {} by {}",
+                            a.id,
+                            a.by.as_deref().unwrap_or("?")
+                        )),
+                    ),
                     _ if d.verdict.decision == Decision::Allow => (Decision::Allow, None),
                     _ => (d.verdict.decision, Some(d.verdict.reason.clone())),
                 };
@@ -264,13 +334,20 @@ impl Gateway {
         if indexed.is_some() {
             body.pack = self.keep_pack(&spool).await;
             if body.pack.is_none() {
+                self.settle_claims(claims.iter().map(|(id, _)| (id.clone(), false)).collect())
+                    .await;
                 return Err(SessionError::Unrecorded(
                     "the pushed pack could not be kept".into(),
                 ));
             }
         }
-        let pack_ref = body.pack.clone();
-        if let Err(e) = self.append(crate::audit::RecordKind::Operation, body).await {
+        let recorded = match self.append(crate::audit::RecordKind::Operation, body).await {
+            Ok(_) => self.create_approvals(&resolutions).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            self.settle_claims(claims.iter().map(|(id, _)| (id.clone(), false)).collect())
+                .await;
             let refs = order
                 .iter()
                 .map(|r| {
@@ -284,39 +361,228 @@ impl Gateway {
             tracing::warn!(session = %session.id, error = %e, "push refused: not recorded");
             return Ok(once(format.encode(&messages, &report)?));
         }
-        let _ = pack_ref;
 
+        let tail = Tail {
+            session: session.clone(),
+            format,
+            allowed,
+            own,
+            claims,
+            messages,
+            indexed,
+            quarantine,
+            original,
+            unreferenced_secret: scan.unreferenced_secret,
+            op_id: op.id.clone(),
+            bytes_in: op.bytes_in.clone(),
+            _spool: spool,
+            _idx,
+            request,
+        };
+        if held.is_empty() {
+            return Ok(once(self.finish(tail).await?));
+        }
+        Ok(self.hold(tail, held, wait))
+    }
+
+    /// Holds a push whose updates wait for approval: answers at once with a stream that
+    /// carries the waiting lines (band 2) as keep-alive, then the report once every held
+    /// update is decided or `wait` is over. Transport-neutral: HTTP streams the body, SSH
+    /// the channel.
+    fn hold(
+        self: &Arc<Self>,
+        mut tail: Tail,
+        held: Vec<Held>,
+        wait: std::time::Duration,
+    ) -> ByteStream {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
+        let this = self.clone();
+        let ids: Vec<String> = held.iter().map(|h| h.id.clone()).collect();
+        self.approval.hold(&ids);
+        tokio::spawn(async move {
+            let lines = this.waiting_lines(
+                &held
+                    .iter()
+                    .map(|h| (h.id.clone(), h.rule.clone()))
+                    .collect::<Vec<_>>(),
+            );
+            let sideband = tail.format.sideband;
+            let keepalive_tx = tx.clone();
+            let keepalive = move || {
+                let Some(max) = sideband else {
+                    return !keepalive_tx.is_closed();
+                };
+                let mut out = bytes::BytesMut::new();
+                crate::proto::sideband::encode(
+                    &mut out,
+                    crate::proto::sideband::Band::Progress,
+                    &lines,
+                    max,
+                );
+                match keepalive_tx.try_send(Ok(out.freeze())) {
+                    Ok(()) => true,
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => true,
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
+                }
+            };
+            let waited = crate::approval::wait_for(
+                this.approvals(),
+                &ids,
+                wait,
+                super::approve::KEEPALIVE,
+                keepalive,
+            )
+            .await;
+            let approvals = match waited {
+                Ok(w) => w.approvals,
+                Err(e) => {
+                    tracing::error!(error = %e, "approvals: waiting failed");
+                    Vec::new()
+                }
+            };
+            for h in held {
+                let decided = approvals.iter().find(|a| a.id == h.id);
+                let status = match decided {
+                    Some(a) if a.status == Status::Approved => {
+                        let id = a.id.clone();
+                        let claimed = this
+                            .approvals()
+                            .run(move |s| s.claim(&id, Outcome::Relaying))
+                            .await
+                            .unwrap_or(false);
+                        if claimed {
+                            tail.claims.push((a.id.clone(), h.command.refname.clone()));
+                            tail.allowed.push(h.command.clone());
+                            continue;
+                        }
+                        RefStatus::rejected(
+                            &h.command.refname,
+                            &format!("approval {} was used already", a.id),
+                        )
+                    }
+                    Some(a) if a.status == Status::Denied => {
+                        RefStatus::rejected(&h.command.refname, &Resolution::denied_reason(a))
+                    }
+                    Some(a) if a.status == Status::Expired => RefStatus::rejected(
+                        &h.command.refname,
+                        &format!("approval {} expired", a.id),
+                    ),
+                    _ => RefStatus::rejected(&h.command.refname, &h.reason),
+                };
+                explain(&mut tail.messages, &status);
+                tail.own.push(status);
+            }
+            this.approval.release(&ids);
+            // The request order; the client's own relayed commands keep it.
+            let order: Vec<String> = tail
+                .request
+                .commands
+                .iter()
+                .map(|c| c.refname.clone())
+                .collect();
+            tail.allowed
+                .sort_by_key(|c| order.iter().position(|r| r == &c.refname));
+            if tail.request.capabilities.contains("atomic") {
+                let before = tail.own.len();
+                reject_atomic(&mut tail.allowed, &mut tail.own);
+                let added: Vec<RefStatus> = tail.own.iter().skip(before).cloned().collect();
+                for status in &added {
+                    explain(&mut tail.messages, status);
+                }
+            }
+            let format = tail.format;
+            let answer = match this.finish(tail).await {
+                Ok(bytes) => Ok(bytes),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a held push failed after waiting");
+                    let report = Report {
+                        unpack: Unpack::Ok,
+                        refs: order
+                            .iter()
+                            .map(|r| RefStatus::rejected(r, "gitgate could not relay this push"))
+                            .collect(),
+                    };
+                    format
+                        .encode(b"", &report)
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                }
+            };
+            let _ = tx.send(answer).await;
+        });
+        Box::pin(tokio_stream_from(rx))
+    }
+
+    /// Relays the allowed updates (if any), records what the upstream said, and encodes the
+    /// answer: the upstream's report merged with the gateway's own rejections.
+    async fn finish(&self, tail: Tail) -> Result<bytes::Bytes, SessionError> {
+        let Tail {
+            session,
+            request,
+            format,
+            allowed,
+            own,
+            claims,
+            mut messages,
+            indexed,
+            quarantine,
+            original,
+            unreferenced_secret,
+            op_id,
+            bytes_in,
+            ..
+        } = tail;
+        let git = GitDir::new(quarantine.git_dir());
+        let order: Vec<&str> = request
+            .commands
+            .iter()
+            .map(|c| c.refname.as_str())
+            .collect();
         let upstream_report = if allowed.is_empty() {
             None
         } else {
             // A secret in a blob no ref reaches must not travel inside the original pack.
-            let denied_any = !own.is_empty() || scan.unreferenced_secret;
+            let denied_any = !own.is_empty() || unreferenced_secret;
             let relayed = self
                 .relay(
-                    session,
+                    &session,
                     &request,
                     allowed,
                     denied_any,
                     indexed.as_deref(),
                     &git,
                     original,
-                    op,
+                    bytes_in,
                 )
                 .await;
             let (report, upstream_messages) = match relayed {
                 Ok(r) => r,
                 Err(e) => {
-                    self.record_result(session, op, None, Some(e.to_string()))
+                    self.record_result(&session, &op_id, None, Some(e.to_string()))
+                        .await;
+                    self.settle_claims(claims.into_iter().map(|(id, _)| (id, false)).collect())
                         .await;
                     return Err(e);
                 }
             };
-            self.record_result(session, op, Some(&report), None).await;
+            self.record_result(&session, &op_id, Some(&report), None)
+                .await;
             messages.extend_from_slice(&upstream_messages);
             Some(report)
         };
+        let settled = claims
+            .into_iter()
+            .map(|(id, refname)| {
+                let ok = upstream_report.as_ref().is_some_and(|r| {
+                    r.refs
+                        .iter()
+                        .any(|s| s.refname() == refname && matches!(s, RefStatus::Ok { .. }))
+                });
+                (id, ok)
+            })
+            .collect();
+        self.settle_claims(settled).await;
         let report = Report::merge(&order, upstream_report.as_ref(), &own);
-        Ok(once(format.encode(&messages, &report)?))
+        Ok(format.encode(&messages, &report)?)
     }
 
     /// Moves the spooled pack into the record's pack store (the open handles on it stay valid).
@@ -337,13 +603,13 @@ impl Gateway {
     async fn record_result(
         &self,
         session: &Session,
-        op: &Operation,
+        op_id: &str,
         report: Option<&Report>,
         error: Option<String>,
     ) {
         let result = crate::audit::record::PushResult {
             id: None,
-            op: op.id.clone(),
+            op: op_id.to_string(),
             session: session.id.clone(),
             time: None,
             unpack: report.map(|r| match &r.unpack {
@@ -477,7 +743,7 @@ impl Gateway {
         indexed: Option<&IndexedPack>,
         git: &GitDir,
         original: Option<std::fs::File>,
-        op: &Operation,
+        bytes_in: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<(Report, Vec<u8>), SessionError> {
         let mut capabilities = request.capabilities.clone();
         if !capabilities.contains("report-status") && !capabilities.contains("report-status-v2") {
@@ -513,7 +779,7 @@ impl Gateway {
             let pack = ReaderStream::new(tokio::fs::File::from_std(file));
             body = Box::pin(body.chain(pack));
         }
-        let body = oplog::count(body, op.bytes_in.clone());
+        let body = oplog::count(body, bytes_in);
         let answer = session
             .repo
             .upstream
@@ -547,7 +813,7 @@ impl Gateway {
     }
 
     /// Writes a pack holding only the objects the relayed (allowed) updates need.
-    async fn subset_pack(
+    pub(super) async fn subset_pack(
         &self,
         relayed: &UpdateRequest,
         pack: &IndexedPack,
@@ -589,7 +855,10 @@ impl Gateway {
         Ok(out)
     }
 
-    async fn index_pack(&self, path: &std::path::Path) -> Result<IndexedPack, PackError> {
+    pub(super) async fn index_pack(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<IndexedPack, PackError> {
         let options = crate::pack::Options {
             max_pack_bytes: self.config().limits.max_push_bytes,
             ..crate::pack::Options::default()
@@ -728,7 +997,7 @@ fn is_empty(path: &std::path::Path) -> bool {
         .unwrap_or(true)
 }
 
-struct RemoveOnDrop(std::path::PathBuf);
+pub(super) struct RemoveOnDrop(pub(super) std::path::PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -736,12 +1005,38 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// `--atomic`: once one update is rejected, every allowed one is too.
+fn reject_atomic(allowed: &mut Vec<Command>, own: &mut Vec<RefStatus>) {
+    if own.is_empty() || allowed.is_empty() {
+        return;
+    }
+    let first = own
+        .first()
+        .map(|s| s.refname().to_string())
+        .unwrap_or_default();
+    for c in allowed.drain(..) {
+        own.push(RefStatus::rejected(
+            &c.refname,
+            &format!("atomic push failed: {first} was rejected"),
+        ));
+    }
+}
+
+/// The answer stream of a held push.
+fn tokio_stream_from(
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
 fn once(bytes: bytes::Bytes) -> ByteStream {
     Box::pin(stream::once(async move { Ok(bytes) }))
 }
 
 /// Hard-links the indexed pack into the quarantine as `pack-<checksum>.{pack,idx}`.
-fn link_pack(pack: &IndexedPack, quarantine: &Quarantine) -> Result<(), SessionError> {
+pub(super) fn link_pack(pack: &IndexedPack, quarantine: &Quarantine) -> Result<(), SessionError> {
     let (Some(idx), Some(checksum)) = (pack.idx_path(), pack.checksum()) else {
         return Ok(());
     };

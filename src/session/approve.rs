@@ -1,0 +1,792 @@
+//! The approve stage of the pipeline: ref updates whose decision is `approve` are matched
+//! against the approvals store (an approved identical update goes through, a denied one is
+//! refused with the approver's name, a pending one is held again), new approvals are created
+//! and announced, and decisions made anywhere (CLI, admin API) are recorded in the chain and,
+//! with `apply_on_approve`, applied to the upstream by the gateway itself.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::push::Decided;
+use super::{Gateway, Session, SessionError};
+use crate::approval::{
+    Approval, ApprovalError, Approvals, Event, NewApproval, Outcome, Status, UpdateKey, Verdict,
+};
+use crate::audit::record::RefResult;
+use crate::audit::{AuditError, RecordKind};
+use crate::config::Decision;
+use crate::git::{Protocol, Service};
+use crate::identity::Identity;
+use crate::proto::receive::{Command, UpdateRequest};
+use crate::proto::report::{parse_response, RefStatus, Unpack};
+use crate::proto::{Capabilities, Capability};
+use crate::secret::Secret;
+
+/// How often the gateway looks for decisions made elsewhere, expiries and updates to apply.
+const WORKER_TICK: Duration = Duration::from_millis(500);
+/// How often a held push repeats its waiting lines.
+pub(super) const KEEPALIVE: Duration = Duration::from_secs(5);
+/// Most diff lines kept per approval.
+const MAX_NUMSTAT: usize = 200;
+
+/// What the approvals store says about one ref update that needs approval.
+#[derive(Debug, Clone)]
+pub(super) enum Resolution {
+    /// An approved identical update, claimed for this push.
+    Approved(Approval),
+    /// A denied identical update.
+    Denied(Approval),
+    /// Held: an existing pending approval (`None` in `new`) or a new one to create.
+    Held {
+        /// Its id.
+        id: String,
+        /// The rule that asked.
+        rule: String,
+        /// The approval to create once the operation is recorded.
+        new: Option<Box<NewApproval>>,
+    },
+}
+
+impl Resolution {
+    /// The reason a held update gives when it is not decided in time.
+    pub(super) fn pending_reason(policy_reason: &str, id: &str) -> String {
+        format!("{policy_reason}; approval pending {id}")
+    }
+
+    /// The reason a denied approval gives.
+    pub(super) fn denied_reason(a: &Approval) -> String {
+        let by = a.by.as_deref().unwrap_or("?");
+        match a.comment.as_deref().filter(|c| !c.is_empty()) {
+            Some(c) => format!("approval {} denied by {by}: {c}", a.id),
+            None => format!("approval {} denied by {by}", a.id),
+        }
+    }
+}
+
+/// The approval-related state of a gateway.
+pub(super) struct ApprovalState {
+    pub(super) store: Approvals,
+    pub(super) notifier: crate::approval::Notifier,
+    /// Approvals a push in this process is holding: the worker leaves them to it.
+    pub(super) held: std::sync::Mutex<HashSet<String>>,
+    /// Wakes the worker (a decision through the admin API).
+    pub(super) wake: tokio::sync::Notify,
+}
+
+impl ApprovalState {
+    pub(super) fn new(store: Approvals, config: &crate::config::Config) -> ApprovalState {
+        ApprovalState {
+            store,
+            notifier: crate::approval::Notifier::new(
+                config.approval.webhook_url.clone(),
+                config.server.public_url.clone(),
+            ),
+            held: std::sync::Mutex::new(HashSet::new()),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub(super) fn hold(&self, ids: &[String]) {
+        if let Ok(mut held) = self.held.lock() {
+            held.extend(ids.iter().cloned());
+        }
+    }
+
+    pub(super) fn release(&self, ids: &[String]) {
+        if let Ok(mut held) = self.held.lock() {
+            for id in ids {
+                held.remove(id);
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    fn is_held(&self, id: &str) -> bool {
+        self.held.lock().map(|h| h.contains(id)).unwrap_or(true)
+    }
+}
+
+/// Who decides through the admin API.
+#[derive(Debug, Clone)]
+pub struct Approver {
+    /// The name recorded as `by`.
+    pub name: String,
+}
+
+/// The chained record of a new approval (kind `approval`).
+#[derive(Serialize)]
+struct ApprovalRecord<'a> {
+    approval: &'a str,
+    op: &'a str,
+    session: &'a str,
+    identity: &'a str,
+    repo: &'a str,
+    #[serde(rename = "ref")]
+    refname: &'a str,
+    old: &'a str,
+    new: &'a str,
+    rule: &'a str,
+    reason: &'a str,
+    expires: &'a str,
+    decision: &'static str,
+}
+
+/// The chained record of a decision (kind `decision`).
+#[derive(Serialize)]
+struct DecisionRecord<'a> {
+    id: String,
+    approval: &'a str,
+    op: &'a str,
+    session: &'a str,
+    identity: &'a str,
+    repo: &'a str,
+    #[serde(rename = "ref")]
+    refname: &'a str,
+    old: &'a str,
+    new: &'a str,
+    rule: &'a str,
+    status: Status,
+    by: Option<&'a str>,
+    comment: Option<&'a str>,
+    decided_at: Option<&'a str>,
+}
+
+/// The chained record of an approved update the gateway applied (kind `result`).
+#[derive(Serialize)]
+struct ApplyRecord<'a> {
+    op: &'a str,
+    session: &'a str,
+    approval: &'a str,
+    applied_by: &'static str,
+    outcome: Outcome,
+    unpack: Option<String>,
+    refs: Vec<RefResult>,
+    error: Option<String>,
+}
+
+/// The id of the decision record of approval `id`: one decision, one record, whoever
+/// appends it (gateway or CLI), however often it is tried.
+pub fn decision_record_id(id: &str) -> String {
+    format!("decision-{id}")
+}
+
+/// Appends the decision on `a` to the chain; an already recorded decision is success.
+pub fn record_decision(audit: &crate::audit::Audit, a: &Approval) -> Result<(), AuditError> {
+    let body = DecisionRecord {
+        id: decision_record_id(&a.id),
+        approval: &a.id,
+        op: &a.op,
+        session: &a.session,
+        identity: &a.identity,
+        repo: &a.repo,
+        refname: &a.refname,
+        old: &a.old,
+        new: &a.new,
+        rule: &a.rule,
+        status: a.status,
+        by: a.by.as_deref(),
+        comment: a.comment.as_deref(),
+        decided_at: a.decided_at.as_deref(),
+    };
+    match audit.append(RecordKind::Decision, &body) {
+        Ok(_) | Err(AuditError::DuplicateId { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+impl Gateway {
+    /// The approvals store.
+    pub fn approvals(&self) -> &Approvals {
+        &self.approval.store
+    }
+
+    /// Authorizes an admin API caller: the admin token (then `by`, or `admin`, is the name),
+    /// or an identity (static token, later OIDC) in `[approval] approver_groups`.
+    pub fn authorize_approver(&self, bearer: &str, by: Option<&str>) -> Option<Approver> {
+        if let Some(want) = &self.config.admin.token_sha256 {
+            use sha2::Digest;
+            let got: [u8; 32] = sha2::Sha256::digest(bearer.as_bytes()).into();
+            if bool::from(subtle::ConstantTimeEq::ct_eq(&got[..], &want[..])) {
+                let name = by.filter(|b| !b.trim().is_empty()).unwrap_or("admin");
+                return Some(Approver {
+                    name: name.to_string(),
+                });
+            }
+        }
+        let groups = &self.config.approval.approver_groups;
+        if groups.is_empty() {
+            return None;
+        }
+        let identity: Identity = self
+            .auth
+            .authenticate_token(&Secret::new(bearer.to_string()))
+            .ok()?;
+        identity
+            .groups
+            .iter()
+            .any(|g| groups.contains(g))
+            .then(|| Approver {
+                name: identity.name.clone(),
+            })
+    }
+
+    /// Decides approval `id` (admin API; the CLI writes the store directly) and wakes the
+    /// worker, which records the decision and applies an approved update.
+    pub async fn decide_approval(
+        &self,
+        id: &str,
+        verdict: Verdict,
+        by: &str,
+        comment: Option<String>,
+    ) -> Result<Approval, ApprovalError> {
+        if !crate::approval::valid_id(id) {
+            return Err(ApprovalError::BadId { id: id.into() });
+        }
+        let (id_, by_) = (id.to_string(), by.to_string());
+        let decided = self
+            .approval
+            .store
+            .run(move |s| s.decide(&id_, verdict, &by_, comment.as_deref(), SystemTime::now()))
+            .await;
+        self.approval.wake.notify_one();
+        decided
+    }
+
+    /// Matches each `approve` decision against the store. `None` for the other decisions.
+    pub(super) async fn resolve_approvals(
+        &self,
+        session: &Session,
+        op_id: &str,
+        decided: &[Decided],
+        git_dir: &std::path::Path,
+    ) -> Result<Vec<Option<Resolution>>, SessionError> {
+        let mut out = Vec::with_capacity(decided.len());
+        for d in decided {
+            if d.verdict.decision != Decision::Approve {
+                out.push(None);
+                continue;
+            }
+            let (old, new) = (d.command.old.to_hex(), d.command.new.to_hex());
+            let key = (
+                session.identity.name.clone(),
+                session.repo.name.clone(),
+                d.command.refname.clone(),
+                old.clone(),
+                new.clone(),
+            );
+            let found = self
+                .approval
+                .store
+                .run(move |s| {
+                    let key = UpdateKey {
+                        identity: &key.0,
+                        repo: &key.1,
+                        refname: &key.2,
+                        old: &key.3,
+                        new: &key.4,
+                    };
+                    let latest = s.latest_for(&key)?;
+                    match latest {
+                        Some(a) if a.status == Status::Approved && a.outcome.is_none() => {
+                            // Only one push (or the worker) gets to relay it.
+                            if s.claim(&a.id, Outcome::Relaying)? {
+                                Ok(Some(a))
+                            } else {
+                                Ok(None)
+                            }
+                        }
+                        Some(a) if a.status == Status::Denied => Ok(Some(a)),
+                        Some(a) if a.status == Status::Pending => {
+                            let expired = s.expire_due(SystemTime::now())?;
+                            if expired.iter().any(|e| e.id == a.id) {
+                                Ok(None)
+                            } else {
+                                Ok(Some(a))
+                            }
+                        }
+                        _ => Ok(None),
+                    }
+                })
+                .await
+                .map_err(|e| SessionError::Internal(format!("approvals: {e}")))?;
+            let rule = d
+                .verdict
+                .rule
+                .clone()
+                .unwrap_or_else(|| "policy.default".into());
+            let resolution = match found {
+                Some(a) if a.status == Status::Approved => Resolution::Approved(a),
+                Some(a) if a.status == Status::Denied => Resolution::Denied(a),
+                Some(a) => Resolution::Held {
+                    id: a.id,
+                    rule: a.rule,
+                    new: None,
+                },
+                None => {
+                    let id = crate::approval::new_id();
+                    let details = details(d, decided.len(), &session.repo.path, git_dir).await;
+                    Resolution::Held {
+                        id: id.clone(),
+                        rule: rule.clone(),
+                        new: Some(Box::new(NewApproval {
+                            id,
+                            identity: session.identity.name.clone(),
+                            repo: session.repo.name.clone(),
+                            refname: d.command.refname.clone(),
+                            old,
+                            new,
+                            rule,
+                            reason: d.verdict.reason.clone(),
+                            op: op_id.to_string(),
+                            session: session.id.clone(),
+                            expire_after: self.config.approval.expire_after,
+                            details,
+                        })),
+                    }
+                }
+            };
+            out.push(Some(resolution));
+        }
+        Ok(out)
+    }
+
+    /// Creates the new approvals of a recorded push: the store, a chained `approval` record
+    /// each, the webhook. Fails closed: an error means the push is refused.
+    pub(super) async fn create_approvals(
+        &self,
+        resolutions: &[Option<Resolution>],
+    ) -> Result<(), SessionError> {
+        for r in resolutions.iter().flatten() {
+            let Resolution::Held { new: Some(new), .. } = r else {
+                continue;
+            };
+            let new = (**new).clone();
+            let created = self
+                .approval
+                .store
+                .run(move |s| s.insert(&new, SystemTime::now()))
+                .await
+                .map_err(|e| SessionError::Internal(format!("approvals: {e}")))?;
+            let body = ApprovalRecord {
+                approval: &created.id,
+                op: &created.op,
+                session: &created.session,
+                identity: &created.identity,
+                repo: &created.repo,
+                refname: &created.refname,
+                old: &created.old,
+                new: &created.new,
+                rule: &created.rule,
+                reason: &created.reason,
+                expires: &created.expires,
+                decision: "pending",
+            };
+            let body = serde_json::to_value(&body)
+                .map_err(|e| SessionError::Internal(format!("encoding a record: {e}")))?;
+            self.append(RecordKind::Approval, body).await?;
+            tracing::info!(approval = %created.id, identity = %created.identity, repo = %created.repo, refname = %created.refname, rule = %created.rule, "approval requested");
+            self.approval.notifier.notify(Event::Pending, &created);
+        }
+        Ok(())
+    }
+
+    /// Band-2 lines telling the client what it waits for.
+    pub(super) fn waiting_lines(&self, held: &[(String, String)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (id, rule) in held {
+            out.extend_from_slice(
+                format!(
+                    "waiting for approval {id} ({rule}) \u{2014} approve: gitgate approvals approve {id}\n"
+                )
+                .as_bytes(),
+            );
+            if let Some(base) = &self.config.server.public_url {
+                out.extend_from_slice(
+                    format!("  review: {}\n", crate::approval::link(base, id)).as_bytes(),
+                );
+            }
+        }
+        out
+    }
+
+    /// Marks the approvals claimed by a push as pushed (the upstream took the ref) or releases
+    /// them (it did not: the approval still covers a retry).
+    pub(super) async fn settle_claims(&self, claims: Vec<(String, bool)>) {
+        if claims.is_empty() {
+            return;
+        }
+        let result = self
+            .approval
+            .store
+            .run(move |s| {
+                for (id, ok) in &claims {
+                    let outcome = ok.then_some(Outcome::Pushed);
+                    s.set_outcome(id, outcome, None)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "approvals: cannot note what a push relayed");
+        }
+    }
+
+    /// The background work of a serving gateway, until `shutdown`: expire overdue
+    /// approvals, record decisions made anywhere in the chain, announce them, and apply
+    /// approved updates nobody relayed (with `apply_on_approve`).
+    pub async fn run_approvals(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            if let Err(e) = self.approvals_tick().await {
+                tracing::warn!(error = %e, "approvals: background work failed; retrying");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.approval.wake.notified() => {}
+                () = tokio::time::sleep(WORKER_TICK) => {}
+            }
+        }
+    }
+
+    async fn approvals_tick(&self) -> Result<(), ApprovalError> {
+        let store = &self.approval.store;
+        let expired = store.run(|s| s.expire_due(SystemTime::now())).await?;
+        for a in &expired {
+            tracing::info!(approval = %a.id, "approval expired");
+        }
+        for a in store.run(|s| s.unrecorded()).await? {
+            let audit = self.audit.clone();
+            let record = a.clone();
+            let recorded = tokio::task::spawn_blocking(move || record_decision(&audit, &record))
+                .await
+                .map_err(|e| ApprovalError::Internal(e.to_string()))?;
+            match recorded {
+                Ok(()) => {
+                    let id = a.id.clone();
+                    store.run(move |s| s.mark_recorded(&id)).await?;
+                    tracing::info!(approval = %a.id, status = %a.status, by = a.by.as_deref().unwrap_or("-"), "approval decided");
+                }
+                Err(e) => {
+                    // Not applied until recorded: the chain must hold the decision first.
+                    tracing::error!(approval = %a.id, error = %e, "cannot record a decision");
+                    return Ok(());
+                }
+            }
+        }
+        for a in store.run(|s| s.unnotified()).await? {
+            self.approval.notifier.notify(Event::Decided, &a);
+            let id = a.id.clone();
+            store.run(move |s| s.mark_notified(&id)).await?;
+        }
+        if !self.config.approval.apply_on_approve {
+            return Ok(());
+        }
+        let recorded: HashSet<String> = store
+            .run(|s| Ok(s.unrecorded()?.into_iter().map(|a| a.id).collect()))
+            .await?;
+        for a in store.run(|s| s.unapplied()).await? {
+            if self.approval.is_held(&a.id) || recorded.contains(&a.id) {
+                continue;
+            }
+            let id = a.id.clone();
+            if !store.run(move |s| s.claim(&id, Outcome::Applying)).await? {
+                continue;
+            }
+            let (outcome, detail) = self.apply(&a).await;
+            tracing::info!(approval = %a.id, outcome = outcome.as_str(), detail = detail.as_deref().unwrap_or(""), "approved update applied by the gateway");
+            let id = a.id.clone();
+            store
+                .run(move |s| s.set_outcome(&id, Some(outcome), detail.as_deref()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Relays an approved update the client gave up waiting for: checks the upstream's ref
+    /// is still at `old` (else stale: nothing happens), then sends the command with the pack
+    /// the push carried (reduced to this ref's objects when the push updated several refs).
+    /// The outcome is recorded.
+    async fn apply(&self, a: &Approval) -> (Outcome, Option<String>) {
+        let (outcome, unpack, refs, error) = match self.apply_inner(a).await {
+            Ok(Applied::Stale(current)) => (
+                Outcome::Stale,
+                None,
+                Vec::new(),
+                Some(format!(
+                    "stale: {} is at {current}, not {}; nothing applied",
+                    a.refname, a.old
+                )),
+            ),
+            Ok(Applied::Relayed { unpack, refs }) => {
+                let ok = refs.iter().any(|r| r.refname == a.refname && r.ok);
+                let error = (!ok).then(|| {
+                    refs.iter()
+                        .find_map(|r| r.reason.clone())
+                        .unwrap_or_else(|| format!("the upstream did not take {}", a.refname))
+                });
+                let outcome = if ok {
+                    Outcome::Applied
+                } else {
+                    Outcome::Failed
+                };
+                (outcome, Some(unpack), refs, error)
+            }
+            Err(e) => (Outcome::Failed, None, Vec::new(), Some(e.to_string())),
+        };
+        let body = ApplyRecord {
+            op: &a.op,
+            session: &a.session,
+            approval: &a.id,
+            applied_by: "gateway",
+            outcome,
+            unpack,
+            refs,
+            error: error.clone(),
+        };
+        if let Ok(body) = serde_json::to_value(&body) {
+            if let Err(e) = self.append(RecordKind::Result, body).await {
+                tracing::error!(approval = %a.id, error = %e, "cannot record an applied approval");
+            }
+        }
+        (outcome, error)
+    }
+
+    async fn apply_inner(&self, a: &Approval) -> Result<Applied, SessionError> {
+        let details = self
+            .approval
+            .store
+            .run({
+                let id = a.id.clone();
+                move |s| s.details(&id)
+            })
+            .await
+            .map_err(|e| SessionError::Internal(e.to_string()))?;
+        let path = details
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| SessionError::Internal("the approval names no path".into()))?;
+        let upstream_name = a.repo.split('/').next().unwrap_or_default();
+        let repo = super::route::route(&self.upstreams, &format!("{upstream_name}/{path}"))?;
+        let history = repo.upstream.history(&repo.path).await?;
+        let current = current_ref(&history, &a.refname).await?;
+        let zero = "0".repeat(a.old.len());
+        let expected = if a.old == zero {
+            None
+        } else {
+            Some(a.old.clone())
+        };
+        if current != expected {
+            return Ok(Applied::Stale(current.unwrap_or_else(|| "nothing".into())));
+        }
+        let command = Command {
+            old: crate::proto::oid::ObjectId::from_hex(a.old.as_bytes())
+                .map_err(|e| SessionError::Internal(format!("old id: {e}")))?,
+            new: crate::proto::oid::ObjectId::from_hex(a.new.as_bytes())
+                .map_err(|e| SessionError::Internal(format!("new id: {e}")))?,
+            refname: a.refname.clone(),
+        };
+        let mut capabilities = Capabilities::default();
+        capabilities.push(Capability::flag("report-status")?);
+        let request = UpdateRequest {
+            shallow: Vec::new(),
+            commands: vec![command],
+            capabilities,
+            push_options: Vec::new(),
+        };
+        let single = details.get("refs_in_push").and_then(Value::as_u64) == Some(1);
+        let pack = if request.expects_pack() {
+            Some(self.pack_for(a, &request, &history, single).await?)
+        } else {
+            None
+        };
+        let mut head = bytes::BytesMut::new();
+        request.encode(&mut head)?;
+        let head = head.freeze();
+        let mut body: crate::git::ByteStream =
+            Box::pin(futures_util::stream::once(async move { Ok(head) }));
+        if let Some(file) = pack {
+            use futures_util::StreamExt;
+            let pack = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+            body = Box::pin(body.chain(pack));
+        }
+        let answer = repo
+            .upstream
+            .rpc(&repo.path, Service::ReceivePack, Protocol::V0, body)
+            .await?;
+        let raw = super::fetch::read_bounded(answer, 16 << 20, "the upstream's report").await?;
+        let response = parse_response(&raw, false).map_err(|e| {
+            SessionError::Upstream(crate::upstream::UpstreamError::Protocol {
+                upstream: repo.upstream.name().to_string(),
+                detail: format!("unreadable push report: {e}"),
+            })
+        })?;
+        let unpack = match &response.report.unpack {
+            Unpack::Ok => "ok".to_string(),
+            Unpack::Failed(e) => e.clone(),
+        };
+        let refs = response
+            .report
+            .refs
+            .iter()
+            .map(|s| RefResult {
+                refname: s.refname().to_string(),
+                ok: matches!(s, RefStatus::Ok { .. }),
+                reason: match s {
+                    RefStatus::Rejected { reason, .. } => Some(reason.clone()),
+                    _ => None,
+                },
+            })
+            .collect();
+        Ok(Applied::Relayed { unpack, refs })
+    }
+
+    /// The pack to relay for approval `a`: the push's stored pack, or (when the push
+    /// updated other refs too) a pack of only the objects this ref needs.
+    async fn pack_for(
+        &self,
+        a: &Approval,
+        request: &UpdateRequest,
+        history: &std::path::Path,
+        single: bool,
+    ) -> Result<std::fs::File, SessionError> {
+        let internal = |e: std::io::Error| SessionError::Internal(format!("the stored pack: {e}"));
+        let mut spooled = tempfile::Builder::new()
+            .prefix("apply-")
+            .suffix(".pack")
+            .tempfile_in(&self.spool_dir)
+            .map_err(internal)?;
+        {
+            let audit = self.audit.clone();
+            let op = a.op.clone();
+            let mut file = spooled.reopen().map_err(internal)?;
+            tokio::task::spawn_blocking(move || audit.export_pack(&op, &mut file).map(|_| ()))
+                .await
+                .map_err(|e| SessionError::Internal(e.to_string()))?
+                .map_err(|e| SessionError::Internal(format!("the stored pack: {e}")))?;
+        }
+        if single {
+            return spooled.reopen().map_err(internal);
+        }
+        let _idx = super::push::RemoveOnDrop(spooled.path().with_extension("idx"));
+        let indexed = self
+            .index_pack(spooled.path())
+            .await
+            .map_err(|e| SessionError::Internal(format!("indexing the stored pack: {e}")))?;
+        let quarantine =
+            crate::inspect::Quarantine::create(&self.state_dir().join("quarantine"), history)
+                .map_err(|e| SessionError::Internal(format!("creating the quarantine: {e}")))?;
+        super::push::link_pack(&indexed, &quarantine)?;
+        let git = crate::inspect::GitDir::new(quarantine.git_dir());
+        let subset = self.subset_pack(request, &indexed, &git).await?;
+        let file = subset.reopen().map_err(internal)?;
+        spooled.as_file_mut().set_len(0).ok();
+        Ok(file)
+    }
+}
+
+enum Applied {
+    Stale(String),
+    Relayed {
+        unpack: String,
+        refs: Vec<RefResult>,
+    },
+}
+
+/// The id `refname` has in the git dir `dir` (`None`: no such ref).
+async fn current_ref(dir: &std::path::Path, refname: &str) -> Result<Option<String>, SessionError> {
+    let out = git(dir, &["show-ref", "--verify", "--", refname])
+        .await
+        .map_err(|e| SessionError::Internal(format!("reading the upstream's ref: {e}")))?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.split_whitespace().next().map(str::to_string))
+}
+
+async fn git(dir: &std::path::Path, args: &[&str]) -> std::io::Result<std::process::Output> {
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.env("GIT_DIR", dir)
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_OBJECT_DIRECTORY")
+        .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
+        .env("GIT_NO_LAZY_FETCH", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .args(args);
+    match tokio::time::timeout(Duration::from_secs(30), cmd.output()).await {
+        Ok(out) => out,
+        Err(_) => Err(std::io::Error::other("git timed out")),
+    }
+}
+
+/// What a reviewer sees of one held update: its commits, files and a diff summary (from
+/// the quarantine holding the pushed objects over the upstream's history).
+async fn details(d: &Decided, refs_in_push: usize, path: &str, git_dir: &std::path::Path) -> Value {
+    let commits: Vec<Value> = d
+        .commits
+        .iter()
+        .take(1000)
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "author": format!("<{}>", c.author_email),
+                "committer": format!("<{}>", c.committer_email),
+                "subject": c.message.lines().next().unwrap_or(""),
+            })
+        })
+        .collect();
+    let mut diff = Value::Null;
+    if !d.command.is_delete() {
+        let old = if d.command.is_create() {
+            // The empty tree: a new ref's whole content is its diff.
+            "4b825dc642cb6eb9a060e54bf8d69288fbee4904".to_string()
+        } else {
+            d.command.old.to_hex()
+        };
+        let new = d.command.new.to_hex();
+        if let Ok(out) = git(git_dir, &["diff", "--numstat", &old, &new]).await {
+            if out.status.success() {
+                diff = numstat(&out.stdout);
+            }
+        }
+    }
+    json!({
+        "path": path,
+        "refs_in_push": refs_in_push,
+        "op": d.op.map(|o| o.as_str()),
+        "commits": commits,
+        "files": d.paths.iter().take(5000).collect::<Vec<_>>(),
+        "diff": diff,
+    })
+}
+
+/// `git diff --numstat` as `{files, insertions, deletions, per_file: [...]}`.
+fn numstat(out: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(out);
+    let (mut files, mut ins, mut del) = (0u64, 0u64, 0u64);
+    let mut per_file = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, '\t');
+        let (Some(a), Some(r), Some(p)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        files += 1;
+        let a: Option<u64> = a.parse().ok();
+        let r: Option<u64> = r.parse().ok();
+        ins += a.unwrap_or(0);
+        del += r.unwrap_or(0);
+        if per_file.len() < MAX_NUMSTAT {
+            per_file
+                .push(json!({"path": p, "insertions": a, "deletions": r, "binary": a.is_none()}));
+        }
+    }
+    json!({"files": files, "insertions": ins, "deletions": del, "per_file": per_file})
+}
