@@ -619,3 +619,28 @@ fn bad_ids_and_unknown_approvals_are_usage_errors() {
     assert_eq!(out.code(), Some(2), "{out}");
     assert!(out.stderr.contains("no approval ap-000000000000"), "{out}");
 }
+
+#[test]
+fn pending_approvals_expire() {
+    let s = Stack::start_with(
+        Kind::File,
+        &config("wait_seconds = 0\nexpire_after_seconds = 1"),
+    );
+    let dest = s.clone("clone", &[]);
+    s.git.commit_file(&dest, "x.txt", b"x\n", "needs review");
+    let id = push_pending(&s, &dest);
+    eventually("the approval to expire", || {
+        approval(&s, &id)["status"] == "expired"
+    });
+    let out = decide(&s, "approve", &id, "alice", None);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stderr.contains("expired"), "{out}");
+    // The same update asks anew.
+    assert_ne!(push_pending(&s, &dest), id);
+    eventually("the expiry in the record", || {
+        records(&s, "decision")
+            .iter()
+            .any(|r| r["approval"] == id && r["status"] == "expired")
+    });
+    verify_ok(&s);
+}

@@ -257,6 +257,23 @@ impl Gateway {
         decided
     }
 
+    /// Makes sure the decision on `a` is in the chain before the pipeline acts on it (the
+    /// worker may not have recorded a decision made a moment ago elsewhere). Idempotent.
+    pub(super) async fn ensure_recorded(&self, a: &Approval) -> Result<(), SessionError> {
+        let audit = self.audit.clone();
+        let record = a.clone();
+        tokio::task::spawn_blocking(move || record_decision(&audit, &record))
+            .await
+            .map_err(|e| SessionError::Unrecorded(e.to_string()))?
+            .map_err(|e| SessionError::Unrecorded(e.to_string()))?;
+        let id = a.id.clone();
+        if let Err(e) = self.approval.store.run(move |s| s.mark_recorded(&id)).await {
+            // The worker tries again; the record's id makes that harmless.
+            tracing::warn!(approval = %a.id, error = %e, "approvals: cannot note a recorded decision");
+        }
+        Ok(())
+    }
+
     /// Matches each `approve` decision against the store. `None` for the other decisions.
     pub(super) async fn resolve_approvals(
         &self,
@@ -320,8 +337,22 @@ impl Gateway {
                 .clone()
                 .unwrap_or_else(|| "policy.default".into());
             let resolution = match found {
-                Some(a) if a.status == Status::Approved => Resolution::Approved(a),
-                Some(a) if a.status == Status::Denied => Resolution::Denied(a),
+                Some(a) if a.status == Status::Approved => {
+                    if let Err(e) = self.ensure_recorded(&a).await {
+                        let id = a.id.clone();
+                        let _ = self
+                            .approval
+                            .store
+                            .run(move |s| s.set_outcome(&id, None, None))
+                            .await;
+                        return Err(e);
+                    }
+                    Resolution::Approved(a)
+                }
+                Some(a) if a.status == Status::Denied => {
+                    self.ensure_recorded(&a).await?;
+                    Resolution::Denied(a)
+                }
                 Some(a) => Resolution::Held {
                     id: a.id,
                     rule: a.rule,

@@ -450,15 +450,23 @@ impl Gateway {
                             .run(move |s| s.claim(&id, Outcome::Relaying))
                             .await
                             .unwrap_or(false);
-                        if claimed {
+                        // The decision goes into the chain before the update reaches the
+                        // upstream; if it cannot, the update is refused (fail closed).
+                        let recorded = claimed && this.ensure_recorded(a).await.is_ok();
+                        if claimed && !recorded {
+                            this.settle_claims(vec![(a.id.clone(), false)]).await;
+                        }
+                        if recorded {
                             tail.claims.push((a.id.clone(), h.command.refname.clone()));
                             tail.allowed.push(h.command.clone());
                             continue;
                         }
-                        RefStatus::rejected(
-                            &h.command.refname,
-                            &format!("approval {} was used already", a.id),
-                        )
+                        let reason = if claimed {
+                            format!("approval {}: gitgate cannot record the decision", a.id)
+                        } else {
+                            format!("approval {} was used already", a.id)
+                        };
+                        RefStatus::rejected(&h.command.refname, &reason)
                     }
                     Some(a) if a.status == Status::Denied => {
                         RefStatus::rejected(&h.command.refname, &Resolution::denied_reason(a))
