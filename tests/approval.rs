@@ -21,6 +21,7 @@ both_upstreams!(
     approved_after_the_wait_is_applied_by_the_gateway,
     identical_repush_after_approval_succeeds_exactly_once,
     stale_approval_applies_nothing,
+    a_partly_held_push_is_applied_without_the_denied_objects,
 );
 
 /// A rule holding updates of main for approval, plus `[approval]` settings.
@@ -152,7 +153,8 @@ fn held_push_approved_while_waiting(kind: Kind) {
     let s = Stack::start_with(kind, &config("wait_seconds = 60"));
     let dest = s.clone("clone", &[]);
     let head = s.git.commit_file(&dest, "x.txt", b"x\n", "needs review");
-    let git = Clone::clone(&s.git);
+    let trace = s.work("trace");
+    let git = s.git.trace_packets(&trace);
     let work = dest.clone();
     let push = std::thread::spawn(move || git.push(&work, &["origin", "HEAD:refs/heads/main"]));
     let mut id = String::new();
@@ -164,6 +166,12 @@ fn held_push_approved_while_waiting(kind: Kind) {
             }
             None => false,
         }
+    });
+    // The answer is already streaming while the push is held: git has read the waiting line.
+    eventually("the waiting line to reach git", || {
+        std::fs::read_to_string(&trace)
+            .unwrap_or_default()
+            .contains(&format!("waiting for approval {id}"))
     });
     assert_eq!(s.repo.rev("refs/heads/main"), Some(main_tip(&s)));
     let out = decide(&s, "approve", &id, "alice", Some("looks good"));
@@ -642,5 +650,56 @@ fn pending_approvals_expire() {
             .iter()
             .any(|r| r["approval"] == id && r["status"] == "expired")
     });
+    verify_ok(&s);
+}
+
+/// One push updating three refs: one allowed (relayed at once), one held (applied by the gateway
+/// after approval, with a pack rebuilt for it alone), one denied (nothing of it ever reaches the
+/// upstream, neither with the first relay nor with the applied one).
+fn a_partly_held_push_is_applied_without_the_denied_objects(kind: Kind) {
+    let extra = format!(
+        "{}\n[[rule]]\nname = \"no-private\"\nrefs = [\"refs/heads/private/**\"]\naction = \"deny\"\n",
+        config("wait_seconds = 0")
+    );
+    let s = Stack::start_with(kind, &extra);
+    let dest = s.clone("clone", &[]);
+    let git = &s.git;
+    git.ok(&dest, &["checkout", "-q", "-b", "public"]);
+    let public = git.commit_file(&dest, "public.txt", b"public\n", "public");
+    git.ok(&dest, &["checkout", "-q", "-b", "reviewed", "origin/main"]);
+    let reviewed = git.commit_file(&dest, "reviewed.txt", b"reviewed\n", "reviewed");
+    let reviewed_blob = git.ok(&dest, &["rev-parse", "HEAD:reviewed.txt"]);
+    git.ok(&dest, &["checkout", "-q", "-b", "private", "origin/main"]);
+    git.commit_file(
+        &dest,
+        "secret.txt",
+        b"only the denied ref brings this\n",
+        "private",
+    );
+    let private_blob = git.ok(&dest, &["rev-parse", "HEAD:secret.txt"]);
+    let out = git.push(
+        &dest,
+        &[
+            "origin",
+            "public:refs/heads/public",
+            "reviewed:refs/heads/main",
+            "private:refs/heads/private/x",
+        ],
+    );
+    assert!(!out.success(), "{out}");
+    let id = id_in(&out);
+    assert_eq!(s.repo.rev("refs/heads/public"), Some(public));
+    assert_eq!(s.repo.rev("refs/heads/main"), Some(main_tip(&s)));
+    assert!(!s.repo.has_object(&reviewed_blob));
+    assert!(decide(&s, "approve", &id, "alice", None).success());
+    eventually("the gateway to apply the approved update", || {
+        s.repo.rev("refs/heads/main").as_deref() == Some(reviewed.as_str())
+    });
+    assert!(s.repo.has_object(&reviewed_blob));
+    assert!(
+        !s.repo.has_object(&private_blob),
+        "a denied ref's blob reached the upstream"
+    );
+    assert_eq!(s.repo.rev("refs/heads/private/x"), None);
     verify_ok(&s);
 }
