@@ -703,3 +703,57 @@ fn a_partly_held_push_is_applied_without_the_denied_objects(kind: Kind) {
     assert_eq!(s.repo.rev("refs/heads/private/x"), None);
     verify_ok(&s);
 }
+
+/// `gitgate demo` promises "updates of main need approval": its setup holds a push to main, and
+/// approving it lands the update without a re-push.
+#[test]
+fn the_demo_holds_updates_of_main_for_approval() {
+    let tmp = crate::harness::Tmp::new("demo");
+    let dir = tmp.join("demo");
+    let dir_text = dir.to_string_lossy().into_owned();
+    let out = gateway::run(tmp.path(), &["demo", "--dir", &dir_text, "--no-serve"]);
+    assert!(out.success(), "{out}");
+    let config_path = dir.join("gitgate.toml");
+    let port = net::free_port();
+    let text = std::fs::read_to_string(&config_path).unwrap_or_default();
+    assert!(text.contains("action   = \"approve\""), "{text}");
+    let text = text
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("admin_listen = \"127.0.0.1:8081\"\n", "")
+        .replace("wait_seconds = 30", "wait_seconds = 1");
+    std::fs::write(&config_path, text).unwrap_or_else(|e| panic!("{e}"));
+    let config = config_path.to_string_lossy().into_owned();
+    let mut cmd = std::process::Command::new(gateway::bin());
+    cmd.args(["serve", "--config", &config]).current_dir(&dir);
+    let _daemon = crate::harness::process::Daemon::spawn("gitgate", &mut cmd, tmp.path());
+    assert!(net::wait_for_port(port, Duration::from_secs(30)));
+    let token = std::fs::read_to_string(dir.join("demo-token")).unwrap_or_default();
+    let url = format!(
+        "http://demo-agent:{}@127.0.0.1:{port}/local/demo.git",
+        token.trim()
+    );
+    let git = crate::harness::Git::new(&tmp.dir("client"));
+    let clone = tmp.join("clone");
+    git.clone(&url, &clone, &[]).assert_ok();
+    let head = git.commit_file(&clone, "README.md", b"# demo\nhello\n", "hello");
+    let out = git.push(&clone, &["origin", "HEAD:refs/heads/main"]);
+    assert!(!out.success(), "{out}");
+    let id = id_in(&out);
+    assert!(out.stderr.contains("main-needs-approval"), "{out}");
+    let out = gateway::run(
+        tmp.path(),
+        &[
+            "approvals",
+            "approve",
+            &id,
+            "--config",
+            &config,
+            "--by",
+            "reviewer",
+        ],
+    );
+    assert!(out.success(), "{out}");
+    eventually("the gateway to update main", || {
+        crate::harness::git::ok(&dir.join("upstream/demo.git"), &["rev-parse", "main"]) == head
+    });
+}
