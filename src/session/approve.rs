@@ -31,14 +31,33 @@ use crate::secret::Secret;
 const WORKER_TICK: Duration = Duration::from_millis(500);
 /// How often a held push repeats its waiting lines.
 pub(super) const KEEPALIVE: Duration = Duration::from_secs(5);
+/// How long a push waits for an approved identical update that is being relayed right now.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(120);
 /// Most diff lines kept per approval.
 const MAX_NUMSTAT: usize = 200;
+
+/// What the store holds for one update.
+enum Found {
+    /// An approved update, now claimed by this push.
+    Claimed(Approval),
+    /// An approved update that is in the upstream already.
+    Done(Approval),
+    /// A denied update.
+    Denied(Approval),
+    /// A pending approval.
+    Pending(Approval),
+    /// Nothing usable: ask anew.
+    Nothing,
+}
 
 /// What the approvals store says about one ref update that needs approval.
 #[derive(Debug, Clone)]
 pub(super) enum Resolution {
     /// An approved identical update, claimed for this push.
     Approved(Approval),
+    /// An approved identical update that is in the upstream already (the gateway applied it
+    /// while this push arrived): reported done, not relayed again.
+    Done(Approval),
     /// A denied identical update.
     Denied(Approval),
     /// Held: an existing pending approval (`None` in `new`) or a new one to create.
@@ -274,6 +293,83 @@ impl Gateway {
         Ok(())
     }
 
+    /// What the store says about the update `key` (identity, repo, ref, old, new). An
+    /// approved update being relayed right now (by the worker or another push) is waited
+    /// for: once it landed, this push's identical update is reported done, not relayed twice.
+    async fn lookup(
+        &self,
+        session: &Session,
+        key: (String, String, String, String, String),
+    ) -> Result<Found, SessionError> {
+        let store_error = |e: ApprovalError| SessionError::Internal(format!("approvals: {e}"));
+        let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
+        loop {
+            let k = key.clone();
+            let latest = self
+                .approval
+                .store
+                .run(move |s| {
+                    s.latest_for(&UpdateKey {
+                        identity: &k.0,
+                        repo: &k.1,
+                        refname: &k.2,
+                        old: &k.3,
+                        new: &k.4,
+                    })
+                })
+                .await
+                .map_err(store_error)?;
+            let Some(a) = latest else {
+                return Ok(Found::Nothing);
+            };
+            match (a.status, a.outcome) {
+                (Status::Approved, None) => {
+                    // Only one push (or the worker) gets to relay it.
+                    let id = a.id.clone();
+                    let claimed = self
+                        .approval
+                        .store
+                        .run(move |s| s.claim(&id, Outcome::Relaying))
+                        .await
+                        .map_err(store_error)?;
+                    if claimed {
+                        return Ok(Found::Claimed(a));
+                    }
+                }
+                (Status::Approved, Some(Outcome::Relaying | Outcome::Applying)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(Found::Nothing);
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                (Status::Approved, Some(Outcome::Applied | Outcome::Pushed)) => {
+                    let history = session.repo.upstream.history(&session.repo.path).await?;
+                    let current = current_ref(&history, &a.refname).await?;
+                    return Ok(if current.as_deref() == Some(a.new.as_str()) {
+                        Found::Done(a)
+                    } else {
+                        Found::Nothing
+                    });
+                }
+                (Status::Denied, _) => return Ok(Found::Denied(a)),
+                (Status::Pending, _) => {
+                    let expired = self
+                        .approval
+                        .store
+                        .run(|s| s.expire_due(SystemTime::now()))
+                        .await
+                        .map_err(store_error)?;
+                    return Ok(if expired.iter().any(|e| e.id == a.id) {
+                        Found::Nothing
+                    } else {
+                        Found::Pending(a)
+                    });
+                }
+                _ => return Ok(Found::Nothing),
+            }
+        }
+    }
+
     /// Matches each `approve` decision against the store. `None` for the other decisions.
     pub(super) async fn resolve_approvals(
         &self,
@@ -296,48 +392,15 @@ impl Gateway {
                 old.clone(),
                 new.clone(),
             );
-            let found = self
-                .approval
-                .store
-                .run(move |s| {
-                    let key = UpdateKey {
-                        identity: &key.0,
-                        repo: &key.1,
-                        refname: &key.2,
-                        old: &key.3,
-                        new: &key.4,
-                    };
-                    let latest = s.latest_for(&key)?;
-                    match latest {
-                        Some(a) if a.status == Status::Approved && a.outcome.is_none() => {
-                            // Only one push (or the worker) gets to relay it.
-                            if s.claim(&a.id, Outcome::Relaying)? {
-                                Ok(Some(a))
-                            } else {
-                                Ok(None)
-                            }
-                        }
-                        Some(a) if a.status == Status::Denied => Ok(Some(a)),
-                        Some(a) if a.status == Status::Pending => {
-                            let expired = s.expire_due(SystemTime::now())?;
-                            if expired.iter().any(|e| e.id == a.id) {
-                                Ok(None)
-                            } else {
-                                Ok(Some(a))
-                            }
-                        }
-                        _ => Ok(None),
-                    }
-                })
-                .await
-                .map_err(|e| SessionError::Internal(format!("approvals: {e}")))?;
+            let found = self.lookup(session, key).await?;
             let rule = d
                 .verdict
                 .rule
                 .clone()
                 .unwrap_or_else(|| "policy.default".into());
             let resolution = match found {
-                Some(a) if a.status == Status::Approved => {
+                Found::Done(a) => Resolution::Done(a),
+                Found::Claimed(a) => {
                     if let Err(e) = self.ensure_recorded(&a).await {
                         let id = a.id.clone();
                         let _ = self
@@ -349,16 +412,16 @@ impl Gateway {
                     }
                     Resolution::Approved(a)
                 }
-                Some(a) if a.status == Status::Denied => {
+                Found::Denied(a) => {
                     self.ensure_recorded(&a).await?;
                     Resolution::Denied(a)
                 }
-                Some(a) => Resolution::Held {
+                Found::Pending(a) => Resolution::Held {
                     id: a.id,
                     rule: a.rule,
                     new: None,
                 },
-                None => {
+                Found::Nothing => {
                     let id = crate::approval::new_id();
                     let details = details(d, decided.len(), &session.repo.path, git_dir).await;
                     Resolution::Held {

@@ -56,6 +56,8 @@ struct Tail {
     format: AnswerFormat,
     allowed: Vec<Command>,
     own: Vec<RefStatus>,
+    /// Updates reported done without relaying (applied already by the gateway).
+    done: Vec<RefStatus>,
     /// Approvals this push relays: (id, refname).
     claims: Vec<(String, String)>,
     messages: Vec<u8>,
@@ -243,6 +245,8 @@ impl Gateway {
         let mut allowed: Vec<Command> = Vec::new();
         let mut held: Vec<Held> = Vec::new();
         let mut claims: Vec<(String, String)> = Vec::new();
+        // Updates already in the upstream (an approval the gateway applied meanwhile).
+        let mut done: Vec<RefStatus> = Vec::new();
         for (d, resolution) in decided.iter().zip(&resolutions) {
             match (d.verdict.decision, resolution) {
                 (Decision::Allow, _) => allowed.push(d.command.clone()),
@@ -252,6 +256,16 @@ impl Gateway {
                 (Decision::Approve, Some(Resolution::Approved(a))) => {
                     claims.push((a.id.clone(), d.command.refname.clone()));
                     allowed.push(d.command.clone());
+                }
+                (Decision::Approve, Some(Resolution::Done(a))) => {
+                    messages.extend_from_slice(
+                        format!(
+                            "gitgate: {}: approval {} was applied already\n",
+                            d.command.refname, a.id
+                        )
+                        .as_bytes(),
+                    );
+                    done.push(RefStatus::ok(&d.command.refname));
                 }
                 (Decision::Approve, Some(Resolution::Denied(a))) => own.push(RefStatus::rejected(
                     &d.command.refname,
@@ -295,7 +309,7 @@ impl Gateway {
             session,
             &op.id,
             op.started_at,
-            overall(&decided, &allowed),
+            overall(&decided, allowed.len() + done.len()),
             None,
         );
         body.refs = decided
@@ -316,6 +330,10 @@ impl Gateway {
                         (decision, Some(reason.clone()))
                     }
                     (_, Some(h), _) => (Decision::Approve, Some(h.reason.clone())),
+                    (_, _, Some(Resolution::Done(a))) => (
+                        Decision::Allow,
+                        Some(format!("approval {}: applied already", a.id)),
+                    ),
                     (_, _, Some(Resolution::Approved(a))) => (
                         Decision::Allow,
                         Some(format!(
@@ -367,6 +385,7 @@ impl Gateway {
             format,
             allowed,
             own,
+            done,
             claims,
             messages,
             indexed,
@@ -528,7 +547,8 @@ impl Gateway {
             request,
             format,
             allowed,
-            own,
+            mut own,
+            done,
             claims,
             mut messages,
             indexed,
@@ -589,6 +609,7 @@ impl Gateway {
             })
             .collect();
         self.settle_claims(settled).await;
+        own.extend(done);
         let report = Report::merge(&order, upstream_report.as_ref(), &own);
         Ok(format.encode(&messages, &report)?)
     }
@@ -940,9 +961,9 @@ impl Gateway {
 
 /// The operation's decision: allow when every update is relayed, pending when one waits for
 /// approval, deny otherwise.
-fn overall(decided: &[Decided], allowed: &[Command]) -> crate::audit::record::Decision {
+fn overall(decided: &[Decided], allowed: usize) -> crate::audit::record::Decision {
     use crate::audit::record::Decision as D;
-    if allowed.len() == decided.len() {
+    if allowed == decided.len() {
         D::Allow
     } else if decided
         .iter()
