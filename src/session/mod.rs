@@ -9,8 +9,10 @@
 
 mod advertise;
 mod answer;
+mod apply;
 mod approve;
 mod fetch;
+mod hold;
 mod oplog;
 mod push;
 mod record;
