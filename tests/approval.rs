@@ -446,14 +446,16 @@ fn self_approval_is_refused_on_the_cli_and_the_admin_api() {
     assert_eq!(s.repo.rev("refs/heads/main"), Some(head));
 }
 
-/// A minimal webhook receiver: answers 200 to every POST and keeps the bodies.
+/// A minimal webhook receiver: keeps every POSTed body; answers 500 to the first
+/// `failures` requests (to exercise the retries), 200 afterwards.
 struct Receiver {
     url: String,
     bodies: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Receiver {
-    fn start() -> Receiver {
+    fn start(failures: usize) -> Receiver {
+        let failures = Arc::new(Mutex::new(failures));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -461,6 +463,7 @@ impl Receiver {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let kept = kept.clone();
+                let failures = failures.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream);
                     loop {
@@ -495,9 +498,19 @@ impl Receiver {
                                 b.push(v);
                             }
                         }
-                        let _ = reader
-                            .get_mut()
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                        let fail = match failures.lock() {
+                            Ok(mut n) if *n > 0 => {
+                                *n -= 1;
+                                true
+                            }
+                            _ => false,
+                        };
+                        let answer: &[u8] = if fail {
+                            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                        };
+                        let _ = reader.get_mut().write_all(answer);
                     }
                 });
             }
@@ -515,7 +528,7 @@ impl Receiver {
 
 #[test]
 fn the_webhook_receives_new_approvals_and_decisions() {
-    let hook = Receiver::start();
+    let hook = Receiver::start(1);
     let s = Stack::start_with(
         Kind::File,
         &config(&format!(
@@ -530,6 +543,14 @@ fn the_webhook_receives_new_approvals_and_decisions() {
         hook.events()
             .iter()
             .any(|e| e["event"] == "approval.pending" && e["approval"]["id"] == id.as_str())
+    });
+    // The first delivery was refused (500): it came again.
+    eventually("the retried pending event", || {
+        hook.events()
+            .iter()
+            .filter(|e| e["event"] == "approval.pending")
+            .count()
+            >= 2
     });
     let pending = hook
         .events()
@@ -756,4 +777,57 @@ fn the_demo_holds_updates_of_main_for_approval() {
     eventually("the gateway to update main", || {
         crate::harness::git::ok(&dir.join("upstream/demo.git"), &["rev-parse", "main"]) == head
     });
+}
+
+/// `[scan] action = "approve"`: a person may let a finding through; the approval's rule is
+/// `secret-scan`, and `replay` of the push shows the request, the decision and the outcome.
+#[test]
+fn a_secret_scan_hit_can_be_approved() {
+    let s = Stack::start_with(
+        Kind::File,
+        "[scan]\naction = \"approve\"\n\n[approval]\nwait_seconds = 0\n",
+    );
+    let dest = s.clone("clone", &[]);
+    s.git.ok(&dest, &["checkout", "-q", "-b", "fixture"]);
+    let creds = "aws_access_key_id = AKIAQ3EGRTL5VNXKZ7WP\n\
+                 aws_secret_access_key = \"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\"\n";
+    let head = s
+        .git
+        .commit_file(&dest, "test/creds.py", creds.as_bytes(), "test fixture");
+    let out = s.git.push(&dest, &["origin", "fixture"]);
+    assert!(!out.success(), "{out}");
+    assert!(
+        out.stderr
+            .contains("(secret-scan: aws-access-key-id in test/creds.py line 1"),
+        "{out}"
+    );
+    assert!(
+        !out.stderr.contains("kX9vR2mQ"),
+        "a secret value in the output: {out}"
+    );
+    let id = id_in(&out);
+    let a = approval(&s, &id);
+    assert_eq!(a["rule"], "secret-scan");
+    assert_eq!(a["ref"], "refs/heads/fixture");
+    assert!(decide(&s, "approve", &id, "alice", Some("test fixture")).success());
+    eventually("the gateway to create the branch", || {
+        s.repo.rev("refs/heads/fixture").as_deref() == Some(head.as_str())
+    });
+    let op = a["op"].as_str().unwrap_or_default().to_string();
+    let replay = gitgate(&s, &["replay", &op, "--format", "json"]);
+    assert!(replay.success(), "{replay}");
+    for kind in ["\"approval\"", "\"decision\"", "\"result\""] {
+        assert!(
+            replay.stdout.contains(kind),
+            "replay lacks {kind}: {replay}"
+        );
+    }
+    let listed = gitgate(&s, &["approvals", "list"]);
+    assert!(
+        listed.stdout.contains(&id)
+            && listed.stdout.contains("approved")
+            && listed.stdout.contains("by alice"),
+        "{listed}"
+    );
+    verify_ok(&s);
 }
