@@ -244,7 +244,7 @@ pub enum ApprovalError {
         by: String,
     },
     /// The approver's name is empty or too long.
-    #[error("the approver's name must be 1 to 256 characters")]
+    #[error("the approver's name must be 1 to 256 characters without control characters")]
     BadApprover,
     /// The store (SQLite) failed.
     #[error("the approvals store failed: {0}")]

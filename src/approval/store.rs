@@ -224,7 +224,7 @@ impl Approvals {
         comment: Option<&str>,
         now: SystemTime,
     ) -> Result<Approval, ApprovalError> {
-        if by.trim().is_empty() || by.len() > 256 {
+        if by.trim().is_empty() || by.len() > 256 || by.chars().any(char::is_control) {
             return Err(ApprovalError::BadApprover);
         }
         let comment = comment.map(|c| truncate(c, MAX_TEXT));
