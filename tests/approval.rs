@@ -831,3 +831,24 @@ fn a_secret_scan_hit_can_be_approved() {
     );
     verify_ok(&s);
 }
+
+/// A held delete (no pack at all) is applied by the gateway too.
+#[test]
+fn an_approved_delete_is_applied() {
+    let s = Stack::start_with(
+        Kind::File,
+        "[[rule]]\nname = \"keep-feature\"\nrefs = [\"refs/heads/feature\"]\nops = [\"delete\"]\n\
+         action = \"approve\"\n\n[approval]\nwait_seconds = 0\n",
+    );
+    let dest = s.clone("clone", &[]);
+    let out = s.git.push(&dest, &["origin", "--delete", "feature"]);
+    assert!(!out.success(), "{out}");
+    let id = id_in(&out);
+    assert!(s.repo.rev("refs/heads/feature").is_some());
+    assert!(decide(&s, "approve", &id, "alice", None).success());
+    eventually("the gateway to delete the branch", || {
+        s.repo.rev("refs/heads/feature").is_none()
+    });
+    assert_eq!(approval(&s, &id)["outcome"], "applied");
+    verify_ok(&s);
+}

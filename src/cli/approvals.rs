@@ -186,7 +186,11 @@ fn decide(args: &DecideArgs, verdict: Verdict) -> anyhow::Result<Outcome> {
         Ok(audit) => {
             crate::session::record_decision(&audit, &approval)?;
             store.mark_recorded(&approval.id)?;
-            println!("recorded; no gateway is running: it applies the update when it starts");
+            if approval.status == Status::Approved && config.approval.apply_on_approve {
+                println!("recorded; no gateway is running: it applies the update when it starts");
+            } else {
+                println!("recorded");
+            }
         }
         Err(AuditError::Locked { .. }) => {
             println!("the running gateway records the decision and acts on it");

@@ -192,6 +192,9 @@ impl Gateway {
         };
         let mut capabilities = Capabilities::default();
         capabilities.push(Capability::flag("report-status")?);
+        if command.is_delete() {
+            capabilities.push(Capability::flag("delete-refs")?);
+        }
         let request = UpdateRequest {
             shallow: Vec::new(),
             commands: vec![command],
