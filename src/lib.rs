@@ -14,12 +14,14 @@
 //! - [`scan`]: secret detectors, the blob scanner, findings and their redaction.
 //! - [`identity`]: who is calling: `Identity { name, groups }` from static tokens (later OIDC, SSH).
 //! - [`upstream`]: relays to `file://` and `http(s)://` upstreams with the vaulted credential.
+//! - [`approval`]: held updates bound to (identity, repo, ref, old, new): store, wait, webhook.
 //! - [`audit`]: the record: SQLite store, hash chain, signed head, stored packs, verify.
 //! - [`admin`]: the admin listener: `/metrics` (Prometheus text) and `/healthz`.
 //! - [`git`]: services, protocol versions and the `ByteStream` body type.
 //! - [`secret`]: `Secret<T>`, whose `Debug`/`Display` never print the value.
 
 pub mod admin;
+pub mod approval;
 pub mod audit;
 pub mod cli;
 pub mod config;

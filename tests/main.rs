@@ -6,6 +6,7 @@
 #[macro_use]
 mod harness;
 
+mod approval;
 mod audit_cli;
 mod audit_e2e;
 mod auth;

@@ -1176,7 +1176,8 @@ action = "deny"
         .git(&["fsck", "--no-progress", "--connectivity-only"]);
 }
 
-/// Approvals are another issue: until then an `approve` decision is a rejection that says so.
+/// With `wait_seconds = 0` an `approve` decision is a rejection naming the pending approval
+/// (tests/approval.rs covers the rest), and nothing of it reaches the upstream.
 fn approve_is_rejected_until_approvals_exist(kind: Kind) {
     let s = stack(
         kind,
@@ -1186,18 +1187,22 @@ name = "review-main"
 refs = ["refs/heads/main"]
 ops = ["update", "force"]
 action = "approve"
+
+[approval]
+wait_seconds = 0
 "#,
     );
     let dest = s.clone("clone", &[]);
     let head = s.git.commit_file(&dest, "x.txt", b"x\n", "needs review");
-    push_rejected(
-        &s,
-        &dest,
-        &["origin", "HEAD:refs/heads/main"],
-        "refs/heads/main",
-        "review-main: update of refs/heads/main needs approval for agent-1 \
-         (needs approval, which this gateway cannot grant yet)",
+    let before = s.repo.refs();
+    let out = s.git.push(&dest, &["origin", "HEAD:refs/heads/main"]);
+    assert!(!out.success(), "{out}");
+    assert!(
+        out.stderr.lines().any(|l| l.contains("! [remote rejected]")
+            && l.contains("main (review-main: update of refs/heads/main needs approval for agent-1; approval pending ap-")),
+        "{out}"
     );
+    assert_eq!(s.repo.refs(), before);
     assert!(!s.repo.has_object(&head));
     push_lands(
         &s,

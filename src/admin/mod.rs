@@ -1,5 +1,6 @@
-//! The admin listener: `/metrics` (Prometheus text) and `/healthz`. Later: the approvals API
-//! and the web UI.
+//! The admin listener: `/metrics` (Prometheus text), `/healthz` and the approvals API
+//! (`/api/approvals`). Later: the web UI.
 
+pub mod api;
 pub mod metrics;
 pub mod server;

@@ -6,15 +6,21 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::admin::metrics::Metrics;
 use crate::http::{full, Body};
+use crate::session::Gateway;
 
-/// Handles one request of the admin listener: `GET /metrics` and `GET /healthz`.
+/// Handles one request of the admin listener: `GET /metrics`, `GET /healthz` and the
+/// approvals API under `/api/approvals` ([`super::api`]).
 pub async fn handle(
-    metrics: Arc<Metrics>,
+    gateway: Arc<Gateway>,
     request: hyper::Request<Incoming>,
     _conn: crate::http::listener::Conn,
 ) -> Response<Body> {
+    let path = request.uri().path();
+    if path == "/api/approvals" || path.starts_with("/api/approvals/") {
+        return super::api::approvals(gateway, request).await;
+    }
+    let metrics = gateway.metrics();
     let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
         ("GET", "/metrics") => (
             StatusCode::OK,

@@ -70,6 +70,14 @@ fn print_usage(dir: &Path, token: &str, addr: SocketAddr, admin: Option<SocketAd
          \n  then try:\n    cd gitgate-demo-clone\n    git switch -c agent/hello && echo hello >> README.md && git commit -am hello\n    git push origin agent/hello          # agents may push agent/* branches\n    git push origin agent/hello:main     # updates of main wait for a human's approval\n",
         dir = dir.display(),
     );
+    let config = dir.join("gitgate.toml");
+    let _ = writeln!(
+        out,
+        "  while the push to main waits (or after it gave up), in another terminal:\n    \
+         gitgate approvals list --config {config}\n    \
+         gitgate approvals approve <ID> --config {config} --by you   # the gateway then updates main\n",
+        config = config.display(),
+    );
     if let Some(admin) = admin {
         let _ = writeln!(out, "  metrics: curl http://{admin}/metrics\n");
     }

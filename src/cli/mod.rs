@@ -3,6 +3,7 @@
 //! Exit codes of every verb: 0 success, 1 "the check found something" (findings, tampering,
 //! denied), 2 usage or configuration error.
 
+mod approvals;
 mod audit;
 mod check;
 mod demo;
@@ -68,6 +69,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// Held updates: list, approve, deny (also while `serve` runs).
+    Approvals {
+        /// What to do.
+        #[command(subcommand)]
+        command: approvals::ApprovalsCommand,
     },
     /// The timeline of one session or operation: refs, commits, files, decisions.
     Replay(replay::ReplayArgs),
@@ -142,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Scan(args) => scan::run(&args),
         Command::Audit { command } => audit::run(command),
         Command::Replay(args) => replay::run(&args),
+        Command::Approvals { command } => approvals::run(command),
         Command::Policy {
             command: PolicyCommand::Test { dir },
         } => policy::test(&dir),

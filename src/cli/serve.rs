@@ -66,8 +66,8 @@ async fn serve(config: Arc<Config>, on_ready: impl FnOnce(SocketAddr)) -> anyhow
     if let Some(addr) = config.server.admin_listen {
         let admin = bind(addr, "admin_listen").await?;
         tracing::info!(listen = %admin.local_addr()?, "admin listener up");
-        let metrics = metrics.clone();
-        let handler = move |req, peer| crate::admin::server::handle(metrics.clone(), req, peer);
+        let gateway = gateway.clone();
+        let handler = move |req, peer| crate::admin::server::handle(gateway.clone(), req, peer);
         tasks.spawn(crate::http::listener::serve(
             admin,
             None,
@@ -76,6 +76,8 @@ async fn serve(config: Arc<Config>, on_ready: impl FnOnce(SocketAddr)) -> anyhow
             handler,
         ));
     }
+    // Decisions made anywhere are recorded, announced and applied by the serving gateway.
+    tasks.spawn(gateway.clone().run_approvals(shutdown.clone()));
     if config.server.ssh_listen.is_some() {
         tracing::warn!("ssh_listen is set but the SSH front is not available in this build");
     }

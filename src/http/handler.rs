@@ -150,7 +150,7 @@ async fn info_refs(
 }
 
 async fn rpc(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     request: hyper::Request<Incoming>,
     conn: &Conn,
     repo: String,

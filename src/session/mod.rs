@@ -9,7 +9,10 @@
 
 mod advertise;
 mod answer;
+mod apply;
+mod approve;
 mod fetch;
+mod hold;
 mod oplog;
 mod push;
 mod record;
@@ -31,6 +34,7 @@ use crate::policy::Policy;
 use crate::secret::Secret;
 use crate::upstream::{UpstreamError, UpstreamSetupError, Upstreams};
 
+pub use approve::{decision_record_id, record_decision, Approver};
 pub use reject::{RejectKind, Rejection};
 pub use route::{Repo, RouteError};
 
@@ -155,6 +159,9 @@ pub enum GatewayError {
     /// The audit store could not be opened.
     #[error("cannot open the audit record: {0}")]
     Audit(#[from] crate::audit::AuditError),
+    /// The approvals store could not be opened.
+    #[error("cannot open the approvals store: {0}")]
+    Approvals(#[from] crate::approval::ApprovalError),
     /// The state folder could not be created.
     #[error("cannot create state_dir {path}: {source}")]
     StateDir {
@@ -175,6 +182,7 @@ pub struct Gateway {
     policy: Policy,
     scanner: Option<Arc<crate::scan::Scanner>>,
     audit: crate::audit::Audit,
+    approval: approve::ApprovalState,
     spool_dir: PathBuf,
     /// When each (session, repo) last asked for a receive-pack advertisement: the push that
     /// follows may use a mirror refreshed since then (see `Upstream::prefetch_history`).
@@ -193,7 +201,9 @@ impl Gateway {
             &state_dir,
             &crate::audit::AuditOptions::from_config(&config.audit),
         )?;
+        let approvals = crate::approval::Approvals::open(&state_dir)?;
         Ok(Gateway {
+            approval: approve::ApprovalState::new(approvals, &config),
             audit,
             auth: Authenticator::new(&config),
             policy: Policy::new(&config),

@@ -9,7 +9,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::answer::{explain, AnswerFormat};
+use super::approve::Resolution;
 use super::fetch::{fail, read_bounded};
+use super::hold::{reject_atomic, Held, Tail};
 use super::oplog::{self, Operation};
 use super::secrets::{self, ScanResult};
 use super::{Gateway, Rejection, Session, SessionError};
@@ -29,12 +31,12 @@ const MAX_UPSTREAM_REPORT: u64 = 16 << 20;
 const MAX_COMMITS_PER_UPDATE: usize = 100_000;
 
 /// The decision on one ref update.
-struct Decided {
-    command: Command,
-    op: Option<Op>,
-    commits: Vec<crate::policy::CommitFacts>,
-    paths: Vec<String>,
-    verdict: Verdict,
+pub(super) struct Decided {
+    pub(super) command: Command,
+    pub(super) op: Option<Op>,
+    pub(super) commits: Vec<crate::policy::CommitFacts>,
+    pub(super) paths: Vec<String>,
+    pub(super) verdict: Verdict,
 }
 
 impl Gateway {
@@ -42,7 +44,7 @@ impl Gateway {
     /// anything is relayed or answered: git expects the server to consume the body first, and
     /// the gateway must see every ref update and object before deciding.
     pub async fn receive_pack(
-        &self,
+        self: &Arc<Self>,
         session: &Session,
         body: ByteStream,
     ) -> Result<ByteStream, Rejection> {
@@ -56,7 +58,7 @@ impl Gateway {
     }
 
     async fn receive_pack_inner(
-        &self,
+        self: &Arc<Self>,
         session: &Session,
         body: ByteStream,
         op: &Operation,
@@ -210,36 +212,69 @@ impl Gateway {
         let scan = self.scan_push(indexed.as_ref(), &inspected).await?;
         let mut messages = Vec::new();
         let decided = self.decide(session, inspected, &scan, &mut messages);
+        let atomic = request.capabilities.contains("atomic");
+
+        // Updates that need approval: an approved identical update goes through, a denied
+        // one is refused, the others are held (unless an atomic push fails anyway).
+        let outright_deny = decided.iter().any(|d| d.verdict.decision == Decision::Deny);
+        let resolutions = if atomic && outright_deny {
+            decided.iter().map(|_| None).collect()
+        } else {
+            self.resolve_approvals(session, &op.id, &decided, quarantine.git_dir())
+                .await?
+        };
 
         // Fail closed: anything not allowed is rejected; `--atomic` rejects all on one denial.
         let mut own: Vec<RefStatus> = Vec::new();
         let mut allowed: Vec<Command> = Vec::new();
-        for d in &decided {
-            match d.verdict.decision {
-                Decision::Allow => allowed.push(d.command.clone()),
-                Decision::Deny => {
+        let mut held: Vec<Held> = Vec::new();
+        let mut claims: Vec<(String, String)> = Vec::new();
+        // Updates already in the upstream (an approval the gateway applied meanwhile).
+        let mut done: Vec<RefStatus> = Vec::new();
+        for (d, resolution) in decided.iter().zip(&resolutions) {
+            match (d.verdict.decision, resolution) {
+                (Decision::Allow, _) => allowed.push(d.command.clone()),
+                (Decision::Deny, _) => {
                     own.push(RefStatus::rejected(&d.command.refname, &d.verdict.reason))
                 }
-                Decision::Approve => own.push(RefStatus::rejected(
+                (Decision::Approve, Some(Resolution::Approved(a))) => {
+                    claims.push((a.id.clone(), d.command.refname.clone()));
+                    allowed.push(d.command.clone());
+                }
+                (Decision::Approve, Some(Resolution::Done(a))) => {
+                    messages.extend_from_slice(
+                        format!(
+                            "gitgate: {}: approval {} was applied already\n",
+                            d.command.refname, a.id
+                        )
+                        .as_bytes(),
+                    );
+                    done.push(RefStatus::ok(&d.command.refname));
+                }
+                (Decision::Approve, Some(Resolution::Denied(a))) => own.push(RefStatus::rejected(
                     &d.command.refname,
-                    &format!(
-                        "{} (needs approval, which this gateway cannot grant yet)",
-                        d.verdict.reason
-                    ),
+                    &Resolution::denied_reason(a),
+                )),
+                (Decision::Approve, Some(Resolution::Held { id, rule, .. })) => held.push(Held {
+                    command: d.command.clone(),
+                    id: id.clone(),
+                    rule: rule.clone(),
+                    reason: Resolution::pending_reason(&d.verdict.reason, id),
+                }),
+                (Decision::Approve, None) => own.push(RefStatus::rejected(
+                    &d.command.refname,
+                    &format!("atomic push failed: {}", d.verdict.reason),
                 )),
             }
         }
-        if request.capabilities.contains("atomic") && !own.is_empty() && !allowed.is_empty() {
-            let first = own
-                .first()
-                .map(|s| s.refname().to_string())
-                .unwrap_or_default();
-            for c in allowed.drain(..) {
-                own.push(RefStatus::rejected(
-                    &c.refname,
-                    &format!("atomic push failed: {first} was rejected"),
-                ));
+        let wait = self.config().approval.wait;
+        if wait.is_zero() {
+            for h in held.drain(..) {
+                own.push(RefStatus::rejected(&h.command.refname, &h.reason));
             }
+        }
+        if atomic {
+            reject_atomic(&mut allowed, &mut own);
         }
         for status in &own {
             explain(&mut messages, status);
@@ -258,19 +293,39 @@ impl Gateway {
             session,
             &op.id,
             op.started_at,
-            overall(&decided, &allowed),
+            overall(&decided, allowed.len() + done.len()),
             None,
         );
         body.refs = decided
             .iter()
-            .map(|d| {
-                let final_status = own.iter().find(|s| s.refname() == d.command.refname);
-                let (decision, reason) = match final_status {
-                    Some(RefStatus::Rejected { reason, .. })
-                        if d.verdict.decision == Decision::Allow =>
-                    {
-                        (Decision::Deny, Some(reason.clone()))
+            .zip(&resolutions)
+            .map(|(d, resolution)| {
+                let refname = &d.command.refname;
+                let final_status = own.iter().find(|s| s.refname() == refname);
+                let pending = held.iter().find(|h| &h.command.refname == refname);
+                let (decision, reason) = match (final_status, pending, resolution) {
+                    (Some(RefStatus::Rejected { reason, .. }), _, _) => {
+                        let decision = match d.verdict.decision {
+                            Decision::Approve if reason.contains("approval pending") => {
+                                Decision::Approve
+                            }
+                            _ => Decision::Deny,
+                        };
+                        (decision, Some(reason.clone()))
                     }
+                    (_, Some(h), _) => (Decision::Approve, Some(h.reason.clone())),
+                    (_, _, Some(Resolution::Done(a))) => (
+                        Decision::Allow,
+                        Some(format!("approval {}: applied already", a.id)),
+                    ),
+                    (_, _, Some(Resolution::Approved(a))) => (
+                        Decision::Allow,
+                        Some(format!(
+                            "approval {} by {}",
+                            a.id,
+                            a.by.as_deref().unwrap_or("?")
+                        )),
+                    ),
                     _ if d.verdict.decision == Decision::Allow => (Decision::Allow, None),
                     _ => (d.verdict.decision, Some(d.verdict.reason.clone())),
                 };
@@ -281,13 +336,20 @@ impl Gateway {
         if indexed.is_some() {
             body.pack = self.keep_pack(&spool).await;
             if body.pack.is_none() {
+                self.settle_claims(claims.iter().map(|(id, _)| (id.clone(), false)).collect())
+                    .await;
                 return Err(SessionError::Unrecorded(
                     "the pushed pack could not be kept".into(),
                 ));
             }
         }
-        let pack_ref = body.pack.clone();
-        if let Err(e) = self.append(crate::audit::RecordKind::Operation, body).await {
+        let recorded = match self.append(crate::audit::RecordKind::Operation, body).await {
+            Ok(_) => self.create_approvals(&resolutions).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            self.settle_claims(claims.iter().map(|(id, _)| (id.clone(), false)).collect())
+                .await;
             let refs = order
                 .iter()
                 .map(|r| {
@@ -301,39 +363,29 @@ impl Gateway {
             tracing::warn!(session = %session.id, error = %e, "push refused: not recorded");
             return Ok(once(format.encode(&messages, &report)?));
         }
-        let _ = pack_ref;
 
-        let upstream_report = if allowed.is_empty() {
-            None
-        } else {
-            // A secret in a blob no ref reaches must not travel inside the original pack.
-            let denied_any = !own.is_empty() || scan.unreferenced_secret;
-            let relayed = self
-                .relay(
-                    session,
-                    &request,
-                    allowed,
-                    denied_any,
-                    indexed.as_deref(),
-                    &git,
-                    original,
-                    op,
-                )
-                .await;
-            let (report, upstream_messages) = match relayed {
-                Ok(r) => r,
-                Err(e) => {
-                    self.record_result(session, op, None, Some(e.to_string()))
-                        .await;
-                    return Err(e);
-                }
-            };
-            self.record_result(session, op, Some(&report), None).await;
-            messages.extend_from_slice(&upstream_messages);
-            Some(report)
+        let tail = Tail {
+            session: session.clone(),
+            format,
+            allowed,
+            own,
+            done,
+            claims,
+            messages,
+            indexed,
+            quarantine,
+            original,
+            unreferenced_secret: scan.unreferenced_secret,
+            op_id: op.id.clone(),
+            bytes_in: op.bytes_in.clone(),
+            _spool: spool,
+            _idx,
+            request,
         };
-        let report = Report::merge(&order, upstream_report.as_ref(), &own);
-        Ok(once(format.encode(&messages, &report)?))
+        if held.is_empty() {
+            return Ok(once(self.finish(tail).await?));
+        }
+        Ok(self.hold(tail, held, wait))
     }
 
     /// Moves the spooled pack into the record's pack store (the open handles on it stay valid).
@@ -351,16 +403,16 @@ impl Gateway {
     }
 
     /// Records what the upstream answered to a relayed push.
-    async fn record_result(
+    pub(super) async fn record_result(
         &self,
         session: &Session,
-        op: &Operation,
+        op_id: &str,
         report: Option<&Report>,
         error: Option<String>,
     ) {
         let result = crate::audit::record::PushResult {
             id: None,
-            op: op.id.clone(),
+            op: op_id.to_string(),
             session: session.id.clone(),
             time: None,
             unpack: report.map(|r| match &r.unpack {
@@ -485,7 +537,7 @@ impl Gateway {
     /// report and messages. When some refs were denied, the pack is rebuilt from the spooled
     /// objects so that nothing only a denied ref brings reaches the upstream.
     #[allow(clippy::too_many_arguments)]
-    async fn relay(
+    pub(super) async fn relay(
         &self,
         session: &Session,
         request: &UpdateRequest,
@@ -494,7 +546,7 @@ impl Gateway {
         indexed: Option<&IndexedPack>,
         git: &GitDir,
         original: Option<std::fs::File>,
-        op: &Operation,
+        bytes_in: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<(Report, Vec<u8>), SessionError> {
         let mut capabilities = request.capabilities.clone();
         if !capabilities.contains("report-status") && !capabilities.contains("report-status-v2") {
@@ -530,7 +582,7 @@ impl Gateway {
             let pack = ReaderStream::new(tokio::fs::File::from_std(file));
             body = Box::pin(body.chain(pack));
         }
-        let body = oplog::count(body, op.bytes_in.clone());
+        let body = oplog::count(body, bytes_in);
         let answer = session
             .repo
             .upstream
@@ -564,7 +616,7 @@ impl Gateway {
     }
 
     /// Writes a pack holding only the objects the relayed (allowed) updates need.
-    async fn subset_pack(
+    pub(super) async fn subset_pack(
         &self,
         relayed: &UpdateRequest,
         pack: &IndexedPack,
@@ -606,7 +658,10 @@ impl Gateway {
         Ok(out)
     }
 
-    async fn index_pack(&self, path: &std::path::Path) -> Result<IndexedPack, PackError> {
+    pub(super) async fn index_pack(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<IndexedPack, PackError> {
         let options = crate::pack::Options {
             max_pack_bytes: self.config().limits.max_push_bytes,
             ..crate::pack::Options::default()
@@ -680,9 +735,9 @@ impl Gateway {
 
 /// The operation's decision: allow when every update is relayed, pending when one waits for
 /// approval, deny otherwise.
-fn overall(decided: &[Decided], allowed: &[Command]) -> crate::audit::record::Decision {
+fn overall(decided: &[Decided], allowed: usize) -> crate::audit::record::Decision {
     use crate::audit::record::Decision as D;
-    if allowed.len() == decided.len() {
+    if allowed == decided.len() {
         D::Allow
     } else if decided
         .iter()
@@ -755,7 +810,7 @@ fn is_empty(path: &std::path::Path) -> bool {
         .unwrap_or(true)
 }
 
-struct RemoveOnDrop(std::path::PathBuf);
+pub(super) struct RemoveOnDrop(pub(super) std::path::PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -768,7 +823,7 @@ fn once(bytes: bytes::Bytes) -> ByteStream {
 }
 
 /// Hard-links the indexed pack into the quarantine as `pack-<checksum>.{pack,idx}`.
-fn link_pack(pack: &IndexedPack, quarantine: &Quarantine) -> Result<(), SessionError> {
+pub(super) fn link_pack(pack: &IndexedPack, quarantine: &Quarantine) -> Result<(), SessionError> {
     let (Some(idx), Some(checksum)) = (pack.idx_path(), pack.checksum()) else {
         return Ok(());
     };

@@ -72,6 +72,7 @@ pub struct Gateway {
     /// The config file it was started with.
     pub config_path: PathBuf,
     daemon: Daemon,
+    env: Vec<(String, String)>,
     tmp: Tmp,
 }
 
@@ -138,6 +139,7 @@ impl Gateway {
                         port,
                         config_path,
                         daemon,
+                        env: env.to_vec(),
                         tmp,
                     };
                 }
@@ -151,6 +153,49 @@ impl Gateway {
             }
         }
         panic!("gitgate: no free port after 5 attempts:\n{last_output}");
+    }
+
+    /// Stops the gateway (SIGTERM) and starts it again on the same port, config and state.
+    #[track_caller]
+    pub fn restart(&mut self) {
+        self.daemon.terminate(Duration::from_secs(30));
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&self.config_path)
+            .current_dir(self.tmp.path())
+            .env("HOME", self.tmp.join("home"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("GIT_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("GIT_CONFIG_NOSYSTEM", "1");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.daemon = Daemon::spawn("gitgate", &mut cmd, self.tmp.path());
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.daemon.exited() {
+                panic!(
+                    "gitgate serve exited with {status} after a restart:\n{}",
+                    self.daemon.output()
+                );
+            }
+            let healthy = http::request(self.addr(), "GET", "/healthz", &[], b"")
+                .map(|r| r.status == 200)
+                .unwrap_or(false);
+            if healthy && net::listens(self.daemon.pid(), self.port) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gitgate did not come back after a restart:\n{}",
+                self.daemon.output()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// `127.0.0.1:PORT`.
