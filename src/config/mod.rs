@@ -197,6 +197,13 @@ pub struct Oidc {
     pub allowed_clients: Vec<String>,
     /// Clock skew tolerated on `exp`/`nbf`/`iat` (`leeway_seconds`, default 60).
     pub leeway: Duration,
+    /// `(claim path, value)` pairs every token must satisfy (`required_claims`).
+    pub required_claims: Vec<(String, String)>,
+    /// Refresh the issuer's keys when older than this (`jwks_refresh_seconds`, default 3600).
+    pub jwks_refresh: Duration,
+    /// At most one key fetch per this interval, whatever triggers it: an unknown `kid`, a
+    /// failure, a refresh (`jwks_min_refresh_seconds`, default 30).
+    pub jwks_min_refresh: Duration,
 }
 
 /// One `[[ssh_key]]`: an accepted SSH public key.

@@ -92,6 +92,10 @@ pub(crate) struct RawOidc {
     #[serde(default)]
     pub allowed_clients: Vec<S<String>>,
     pub leeway_seconds: Option<S<i64>>,
+    #[serde(default)]
+    pub required_claims: std::collections::BTreeMap<String, S<String>>,
+    pub jwks_refresh_seconds: Option<S<i64>>,
+    pub jwks_min_refresh_seconds: Option<S<i64>>,
 }
 
 /// One `[[ssh_key]]`.

@@ -2,7 +2,12 @@
 //!
 //! Static tokens are compared by SHA-256 in constant time: the presented token is hashed and
 //! compared with every configured hash, without stopping at the first match, so timing tells
-//! nothing about which token (or how much of one) matched. Later: OIDC JWTs, SSH keys, certificates.
+//! nothing about which token (or how much of one) matched. OIDC JWTs are verified by [`oidc`]
+//! against the configured issuers' keys. Later: SSH keys, certificates.
+
+pub mod oidc;
+
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -46,7 +51,8 @@ impl AuthMethod {
     }
 }
 
-/// Why a credential was not accepted. Deliberately vague towards the client.
+/// Why a credential was not accepted. Deliberately vague towards the client: `Display` never
+/// says which check failed; [`AuthError::detail`] does, for the log and the record.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     /// No credential was presented.
@@ -55,6 +61,30 @@ pub enum AuthError {
     /// A credential was presented but matches nothing.
     #[error("invalid credentials")]
     Invalid,
+    /// An OIDC JWT was refused; the reason is for the log and the record only.
+    #[error("invalid credentials")]
+    Refused(Box<oidc::Refusal>),
+}
+
+impl AuthError {
+    /// The precise reason, for the gateway's log and the audit record (never the client). It
+    /// names a refused JWT by its `jti` or a short hash, never by its value.
+    pub fn detail(&self) -> String {
+        match self {
+            AuthError::Missing => "no credentials".to_string(),
+            AuthError::Invalid => "unknown token".to_string(),
+            AuthError::Refused(refusal) => refusal.to_string(),
+        }
+    }
+}
+
+/// A credential that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Who it is.
+    pub identity: Identity,
+    /// When the credential stops being valid: the JWT's `exp`; `None` for static tokens.
+    pub expires: Option<SystemTime>,
 }
 
 struct TokenEntry {
@@ -66,6 +96,7 @@ struct TokenEntry {
 /// Verifies credentials against the configured identities.
 pub struct Authenticator {
     tokens: Vec<TokenEntry>,
+    oidc: oidc::Verifier,
 }
 
 impl Authenticator {
@@ -80,10 +111,63 @@ impl Authenticator {
                 groups: t.groups.clone(),
             })
             .collect();
-        Authenticator { tokens }
+        Authenticator {
+            tokens,
+            oidc: oidc::Verifier::new(&config.oidc),
+        }
     }
 
-    /// Authenticates a bearer secret (a static token; later also an OIDC JWT).
+    /// Starts fetching the OIDC issuers' keys in the background and refreshing them
+    /// periodically (on the current tokio runtime; without one, keys are fetched on first use).
+    pub fn spawn_refresh(&self) {
+        self.oidc.spawn_refresh();
+    }
+
+    /// Authenticates a bearer secret: a static `[[token]]`, else, when it has the shape of a JWT
+    /// and `[[oidc]]` issuers are configured, an OIDC JWT.
+    pub async fn authenticate(&self, token: &Secret<String>) -> Result<Verified, AuthError> {
+        match self.authenticate_token(token) {
+            Ok(identity) => Ok(Verified {
+                identity,
+                expires: None,
+            }),
+            Err(AuthError::Invalid)
+                if !self.oidc.is_empty() && oidc::token::looks_like_jwt(token.expose()) =>
+            {
+                self.authenticate_jwt(token).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Authenticates an OIDC JWT only (e.g. to exchange it for an SSH certificate): the identity
+    /// and the token's expiry, or [`AuthError::Refused`] with the precise reason.
+    pub async fn authenticate_jwt(&self, token: &Secret<String>) -> Result<Verified, AuthError> {
+        if token.expose().is_empty() {
+            return Err(AuthError::Missing);
+        }
+        let accepted = self
+            .oidc
+            .verify(token.expose())
+            .await
+            .map_err(|r| AuthError::Refused(Box::new(r)))?;
+        tracing::debug!(
+            identity = %accepted.name,
+            issuer = %accepted.issuer,
+            jti = accepted.jti.as_deref().unwrap_or("-"),
+            "oidc token accepted"
+        );
+        Ok(Verified {
+            identity: Identity {
+                name: accepted.name,
+                groups: accepted.groups,
+                method: AuthMethod::Oidc,
+            },
+            expires: Some(accepted.expires),
+        })
+    }
+
+    /// Authenticates a static token (constant time).
     pub fn authenticate_token(&self, token: &Secret<String>) -> Result<Identity, AuthError> {
         if token.expose().is_empty() {
             return Err(AuthError::Missing);
@@ -122,6 +206,7 @@ mod tests {
                 name: "agent-1".into(),
                 groups: vec!["agents".into()],
             }],
+            oidc: oidc::Verifier::new(&[]),
         }
     }
 

@@ -1,0 +1,220 @@
+//! OpenID Connect JWTs: which `[[oidc]]` issuer signed a token, with which of its keys, and
+//! what its claims make of the caller.
+//!
+//! Order of checks (each refusal is an [`OidcError`]): shape and size, header (`alg` on the
+//! allowlist, no `crit`), the unverified `iss` picks the configured issuer (exact match), its
+//! keys (discovery + JWKS cache, see [`cache`]), a key whose type fits `alg`, the signature
+//! (`jsonwebtoken` with its pure-Rust backend), then the claims ([`claims`]). Nothing from the
+//! token is trusted before the signature verified, except to choose what to verify it with.
+
+pub mod cache;
+pub mod claims;
+pub mod error;
+pub mod fetch;
+pub mod jwks;
+pub mod token;
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub use error::{FetchError, OidcError, Refusal};
+
+use self::cache::{CacheOptions, KeyCache};
+use self::error::shorten;
+use crate::config::Oidc as Config;
+
+/// A token that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The identity's name (`name_claim`).
+    pub name: String,
+    /// Its groups (`groups_claim`).
+    pub groups: Vec<String>,
+    /// When the token expires (`exp`).
+    pub expires: SystemTime,
+    /// The issuer (`iss`).
+    pub issuer: String,
+    /// The token's `jti`, for logs.
+    pub jti: Option<String>,
+}
+
+struct Issuer {
+    config: Config,
+    cache: Arc<KeyCache>,
+}
+
+/// The configured issuers and their key caches.
+pub struct Verifier {
+    issuers: Vec<Issuer>,
+}
+
+impl Verifier {
+    /// One key cache per `[[oidc]]`; nothing is fetched yet.
+    pub fn new(configs: &[Config]) -> Verifier {
+        let client = fetch::client();
+        let issuers = configs
+            .iter()
+            .map(|config| {
+                let source = fetch::Discovery::new(client.clone(), &config.iss, &config.issuer);
+                let options = CacheOptions {
+                    refresh: config.jwks_refresh,
+                    min_refresh: config.jwks_min_refresh,
+                };
+                Issuer {
+                    cache: Arc::new(KeyCache::new(&config.iss, Box::new(source), options)),
+                    config: config.clone(),
+                }
+            })
+            .collect();
+        Verifier { issuers }
+    }
+
+    /// Whether any issuer is configured.
+    pub fn is_empty(&self) -> bool {
+        self.issuers.is_empty()
+    }
+
+    /// Starts, on the current tokio runtime, one task per issuer that fetches its keys now and
+    /// refreshes them periodically; it ends when the verifier is dropped. Without a runtime,
+    /// keys are fetched on first use only.
+    pub fn spawn_refresh(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        for issuer in &self.issuers {
+            let cache: Weak<KeyCache> = Arc::downgrade(&issuer.cache);
+            runtime.spawn(async move {
+                loop {
+                    let Some(cache) = cache.upgrade() else { break };
+                    cache.maintain().await;
+                    let pause = cache.next_check();
+                    drop(cache);
+                    tokio::time::sleep(pause).await;
+                }
+            });
+        }
+    }
+
+    /// Verifies `token` now.
+    pub async fn verify(&self, token: &str) -> Result<Accepted, Refusal> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        self.verify_at(token, now).await
+    }
+
+    /// Verifies `token` at `now` (seconds since the epoch).
+    pub async fn verify_at(&self, token: &str, now: i64) -> Result<Accepted, Refusal> {
+        let peeked = token::peek_claims(token);
+        let text = |name: &str| {
+            peeked
+                .as_ref()
+                .and_then(|c| c.get(name))
+                .and_then(Value::as_str)
+                .map(|v| shorten(v, 128))
+        };
+        let refuse = |error| Refusal {
+            token: match text("jti") {
+                Some(jti) => format!("jti={jti}"),
+                None => {
+                    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+                    format!("sha256:{}", hash.get(..12).unwrap_or_default())
+                }
+            },
+            issuer: text("iss"),
+            error,
+        };
+        let checked = self.check(token, now).await.map_err(refuse)?;
+        Ok(checked)
+    }
+
+    async fn check(&self, token: &str, now: i64) -> Result<Accepted, OidcError> {
+        let parsed = token::parse(token)?;
+        let iss = match parsed.claims.get("iss") {
+            Some(Value::String(iss)) => iss.as_str(),
+            Some(_) => {
+                return Err(OidcError::BadClaim {
+                    claim: "iss".into(),
+                    problem: "is not a string",
+                })
+            }
+            None => {
+                return Err(OidcError::MissingClaim {
+                    claim: "iss".into(),
+                })
+            }
+        };
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.config.iss == iss)
+            .ok_or_else(|| OidcError::UnknownIssuer {
+                iss: shorten(iss, 128),
+            })?;
+        let snapshot = issuer.cache.keys().await?;
+        let kid = parsed.kid.as_deref();
+        let found = match snapshot.keys.candidates(kid, parsed.alg) {
+            Err(OidcError::UnknownKey { .. }) => {
+                // Key rotation: the issuer may have published a new key since the last fetch.
+                match issuer.cache.refresh_for_unknown_kid(&snapshot).await {
+                    Some(fresh) => verify_with(&fresh.keys, &parsed, true),
+                    None => Err(OidcError::UnknownKey {
+                        kid: kid.map_or_else(|| "(none)".into(), |k| shorten(k, 64)),
+                        refreshed: false,
+                    }),
+                }
+            }
+            Err(e) => Err(e),
+            Ok(_) => verify_with(&snapshot.keys, &parsed, false),
+        };
+        found?;
+        let checked = claims::check(&parsed.claims, &issuer.config, now)?;
+        let exp = u64::try_from(checked.exp).unwrap_or(0);
+        Ok(Accepted {
+            name: checked.name,
+            groups: checked.groups,
+            expires: UNIX_EPOCH + Duration::from_secs(exp),
+            issuer: issuer.config.iss.clone(),
+            jti: parsed
+                .claims
+                .get("jti")
+                .and_then(Value::as_str)
+                .map(|j| shorten(j, 128)),
+        })
+    }
+}
+
+/// Verifies the signature with the candidate keys of `keys` (one, with a `kid`).
+fn verify_with(
+    keys: &jwks::KeySet,
+    parsed: &token::Parsed<'_>,
+    refreshed: bool,
+) -> Result<(), OidcError> {
+    let candidates = keys
+        .candidates(parsed.kid.as_deref(), parsed.alg)
+        .map_err(|e| match e {
+            OidcError::UnknownKey { kid, .. } => OidcError::UnknownKey { kid, refreshed },
+            e => e,
+        })?;
+    for key in &candidates {
+        let ok = jsonwebtoken::crypto::verify(
+            parsed.signature,
+            parsed.signed.as_bytes(),
+            &key.decoding,
+            parsed.alg.jwt(),
+        );
+        if matches!(ok, Ok(true)) {
+            return Ok(());
+        }
+    }
+    Err(OidcError::Signature {
+        kid: parsed
+            .kid
+            .as_deref()
+            .map_or_else(|| "(none)".into(), |k| shorten(k, 64)),
+    })
+}
