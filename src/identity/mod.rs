@@ -231,6 +231,23 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn jwt_shaped_tokens_need_an_issuer() {
+        // Without [[oidc]], a JWT-shaped token is just an unknown token.
+        let jwt = Secret::new("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.".to_string());
+        assert_eq!(auth().authenticate(&jwt).await, Err(AuthError::Invalid));
+        let id = auth()
+            .authenticate(&Secret::new("s3cret".into()))
+            .await
+            .expect("static token");
+        assert_eq!((id.identity.method, id.expires), (AuthMethod::Token, None));
+        assert_eq!(
+            auth().authenticate_jwt(&jwt).await.map_err(|e| e.detail()),
+            Err("oidc token sha256:".to_string() + &token_sha256_hex(jwt.expose())[..12]
+                + ": algorithm \"none\" is not accepted (only RS256, RS384, RS512, PS256, ES256, ES384, EdDSA)")
+        );
+    }
+
     #[test]
     fn hex_helper_matches_config_format() {
         assert_eq!(

@@ -72,6 +72,25 @@ impl Verifier {
         Verifier { issuers }
     }
 
+    /// A verifier whose issuers get their keys from `sources` instead of discovery.
+    #[cfg(test)]
+    fn with_sources(sources: Vec<(Config, Box<dyn cache::KeySource>)>) -> Verifier {
+        let issuers = sources
+            .into_iter()
+            .map(|(config, source)| {
+                let options = CacheOptions {
+                    refresh: config.jwks_refresh,
+                    min_refresh: config.jwks_min_refresh,
+                };
+                Issuer {
+                    cache: Arc::new(KeyCache::new(&config.iss, source, options)),
+                    config,
+                }
+            })
+            .collect();
+        Verifier { issuers }
+    }
+
     /// Whether any issuer is configured.
     pub fn is_empty(&self) -> bool {
         self.issuers.is_empty()
@@ -217,4 +236,157 @@ fn verify_with(
             .as_deref()
             .map_or_else(|| "(none)".into(), |k| shorten(k, 64)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    use futures_util::future::BoxFuture;
+    use std::sync::Mutex;
+
+    const ISS: &str = "https://issuer.example.com";
+    const NOW: i64 = 1_800_000_000;
+
+    struct Key {
+        kid: &'static str,
+        signing: ed25519_dalek::SigningKey,
+    }
+
+    impl Key {
+        fn new(kid: &'static str, seed: u8) -> Key {
+            Key {
+                kid,
+                signing: ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+            }
+        }
+
+        fn jwk(&self) -> serde_json::Value {
+            let x = URL_SAFE_NO_PAD.encode(self.signing.verifying_key().as_bytes());
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid})
+        }
+
+        fn sign(&self, kid: &str, claims: &serde_json::Value) -> String {
+            let der = self.signing.to_pkcs8_der().expect("pkcs8");
+            let key = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+            header.kid = Some(kid.to_string());
+            jsonwebtoken::encode(&header, claims, &key).expect("sign")
+        }
+    }
+
+    /// Publishes whatever JWKs the test put in.
+    struct Published(Arc<Mutex<Vec<serde_json::Value>>>);
+
+    impl cache::KeySource for Published {
+        fn fetch(&self) -> BoxFuture<'_, Result<jwks::KeySet, FetchError>> {
+            let keys = self.0.lock().map(|k| k.clone()).unwrap_or_default();
+            let doc = serde_json::json!({ "keys": keys }).to_string();
+            let set = jwks::KeySet::parse(doc.as_bytes()).map_err(|d| FetchError::Json {
+                url: "test".into(),
+                detail: d.into(),
+            });
+            Box::pin(async move { set })
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            issuer: url::Url::parse(ISS).expect("url"),
+            iss: ISS.into(),
+            audience: "api://gitgate".into(),
+            groups_claim: "groups".into(),
+            name_claim: "sub".into(),
+            allowed_clients: Vec::new(),
+            leeway: Duration::from_secs(60),
+            required_claims: Vec::new(),
+            jwks_refresh: Duration::from_secs(3600),
+            jwks_min_refresh: Duration::from_secs(30),
+        }
+    }
+
+    fn claims(iss: &str) -> serde_json::Value {
+        serde_json::json!({
+            "iss": iss, "sub": "agent-7", "aud": "api://gitgate", "groups": ["agents"],
+            "iat": NOW, "exp": NOW + 300, "jti": "j-1",
+        })
+    }
+
+    fn verifier(keys: Vec<serde_json::Value>) -> (Verifier, Arc<Mutex<Vec<serde_json::Value>>>) {
+        let published = Arc::new(Mutex::new(keys));
+        let v = Verifier::with_sources(vec![(config(), Box::new(Published(published.clone())))]);
+        (v, published)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_good_token_gives_the_identity_and_expiry() {
+        let a = Key::new("a", 1);
+        let (v, _) = verifier(vec![a.jwk()]);
+        let ok = v
+            .verify_at(&a.sign("a", &claims(ISS)), NOW)
+            .await
+            .expect("accepted");
+        assert_eq!((ok.name.as_str(), ok.groups.len()), ("agent-7", 1));
+        assert_eq!(
+            ok.expires,
+            UNIX_EPOCH + Duration::from_secs((NOW + 300) as u64)
+        );
+        assert_eq!(ok.jti.as_deref(), Some("j-1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_name_the_token_not_its_value() {
+        let a = Key::new("a", 1);
+        let (v, _) = verifier(vec![a.jwk()]);
+        let token = a.sign("a", &claims("https://other.example.com"));
+        let r = v.verify_at(&token, NOW).await.expect_err("refused");
+        assert!(matches!(r.error, OidcError::UnknownIssuer { .. }));
+        assert_eq!(r.token, "jti=j-1");
+        let text = r.to_string();
+        assert!(
+            !text.contains(&token) && text.contains("not configured"),
+            "{text}"
+        );
+        let r = v.verify_at("a.b.c", NOW).await.expect_err("refused");
+        assert!(r.token.starts_with("sha256:"), "{}", r.token);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn signature_and_rotation() {
+        let (a, b) = (Key::new("a", 1), Key::new("b", 2));
+        let (v, published) = verifier(vec![a.jwk()]);
+        // b's signature under a's kid.
+        let r = v
+            .verify_at(&b.sign("a", &claims(ISS)), NOW)
+            .await
+            .expect_err("refused");
+        assert!(matches!(r.error, OidcError::Signature { .. }), "{r}");
+        // b is not published yet; the refresh it asks for is rate-limited.
+        let token_b = b.sign("b", &claims(ISS));
+        let r = v.verify_at(&token_b, NOW).await.expect_err("refused");
+        assert!(
+            matches!(
+                r.error,
+                OidcError::UnknownKey {
+                    refreshed: false,
+                    ..
+                }
+            ),
+            "{r}"
+        );
+        // Rotated in: after the rate limit, the unknown kid triggers a refresh.
+        published.lock().expect("lock").push(b.jwk());
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert!(v.verify_at(&token_b, NOW).await.is_ok());
+        // Removed: once the cache is stale and refreshed, a's tokens are refused.
+        published.lock().expect("lock").retain(|k| k["kid"] != "a");
+        tokio::time::advance(Duration::from_secs(3601)).await;
+        let r = v
+            .verify_at(&a.sign("a", &claims(ISS)), NOW)
+            .await
+            .expect_err("refused");
+        assert!(matches!(r.error, OidcError::UnknownKey { .. }), "{r}");
+    }
 }
