@@ -78,17 +78,21 @@ impl KeyCache {
             .is_none_or(|t| t.elapsed() >= self.options.min_refresh)
     }
 
-    /// The keys to verify with: fetched when the cache is cold, refreshed when stale.
-    pub async fn keys(&self) -> Result<Snapshot, OidcError> {
-        let (stale, may, generation) = {
+    /// The keys to verify with. A cold cache is fetched first (the caller waits); a stale one
+    /// keeps serving while a refresh runs in the background, so a slow issuer slows nobody.
+    pub async fn keys(self: &Arc<Self>) -> Result<Snapshot, OidcError> {
+        let (cold, stale, may, generation) = {
             let s = self.state();
             let stale = s
                 .fetched
                 .is_none_or(|t| t.elapsed() >= self.options.refresh);
-            (stale, self.may_fetch(&s), s.generation)
+            (s.keys.is_none(), stale, self.may_fetch(&s), s.generation)
         };
-        if stale && may {
+        if cold && may {
             self.refresh(generation).await;
+        } else if stale && may {
+            let cache = Arc::clone(self);
+            tokio::spawn(async move { cache.refresh(generation).await });
         }
         let s = self.state();
         match &s.keys {
@@ -118,7 +122,16 @@ impl KeyCache {
 
     /// Warms a cold cache and refreshes a stale one (the background task's step).
     pub async fn maintain(&self) {
-        let _ = self.keys().await;
+        let (stale, may, generation) = {
+            let s = self.state();
+            let stale = s
+                .fetched
+                .is_none_or(|t| t.elapsed() >= self.options.refresh);
+            (stale, self.may_fetch(&s), s.generation)
+        };
+        if stale && may {
+            self.refresh(generation).await;
+        }
     }
 
     /// How long the background task may sleep before the next [`KeyCache::maintain`].
@@ -243,11 +256,13 @@ mod tests {
         *fake.set.lock().expect("lock") = down();
         tokio::time::advance(Duration::from_secs(601)).await;
         assert!(c.keys().await.is_ok(), "stale keys keep serving");
+        tokio::time::sleep(Duration::from_millis(1)).await; // the background refresh runs
         assert_eq!(
             fetches.load(Ordering::SeqCst),
             2,
             "the stale cache tried a refresh"
         );
+        assert!(c.keys().await.is_ok(), "a failed refresh keeps the keys");
     }
 
     #[tokio::test(start_paused = true)]
