@@ -71,9 +71,8 @@ impl AuthError {
     /// names a refused JWT by its `jti` or a short hash, never by its value.
     pub fn detail(&self) -> String {
         match self {
-            AuthError::Missing => "no credentials".to_string(),
-            AuthError::Invalid => "unknown token".to_string(),
-            AuthError::Refused(refusal) => refusal.to_string(),
+            AuthError::Missing | AuthError::Invalid => self.to_string(),
+            AuthError::Refused(refusal) => format!("{self}: {refusal}"),
         }
     }
 }
@@ -243,7 +242,7 @@ mod tests {
         assert_eq!((id.identity.method, id.expires), (AuthMethod::Token, None));
         assert_eq!(
             auth().authenticate_jwt(&jwt).await.map_err(|e| e.detail()),
-            Err("oidc token sha256:".to_string() + &token_sha256_hex(jwt.expose())[..12]
+            Err("invalid credentials: oidc token sha256:".to_string() + &token_sha256_hex(jwt.expose())[..12]
                 + ": algorithm \"none\" is not accepted (only RS256, RS384, RS512, PS256, ES256, ES384, EdDSA)")
         );
     }
