@@ -134,6 +134,8 @@ struct Forge {
     es256: Signer,
     ed: Signer,
     ps: Signer,
+    /// ES384, RS384, RS512.
+    others: Vec<Signer>,
 }
 
 fn forge(extra_oidc: &str) -> Forge {
@@ -141,7 +143,14 @@ fn forge(extra_oidc: &str) -> Forge {
     let es256 = Signer::new("ec-1", Algorithm::ES256);
     let ed = Signer::new("ed-1", Algorithm::EdDSA);
     let ps = Signer::new("rsa-ps", Algorithm::PS256);
-    let server = KeyServer::start(vec![rsa.jwk(), es256.jwk(), ed.jwk(), ps.jwk()]);
+    let others = vec![
+        Signer::new("ec-384", Algorithm::ES384),
+        Signer::new("rsa-384", Algorithm::RS384),
+        Signer::new("rsa-512", Algorithm::RS512),
+    ];
+    let mut keys = vec![rsa.jwk(), es256.jwk(), ed.jwk(), ps.jwk()];
+    keys.extend(others.iter().map(Signer::jwk));
+    let server = KeyServer::start(keys);
     let s = Stack::start_with(
         Kind::File,
         &format!("{}\n{POLICY}", oidc_toml(&server.issuer, extra_oidc)),
@@ -153,6 +162,7 @@ fn forge(extra_oidc: &str) -> Forge {
         es256,
         ed,
         ps,
+        others,
     }
 }
 
@@ -204,6 +214,9 @@ fn forged_tokens_are_refused_with_the_reason_in_log_and_record() {
     assert_accepted(&f, "ES256", &f.es256.sign(&good));
     assert_accepted(&f, "EdDSA", &f.ed.sign(&good));
     assert_accepted(&f, "PS256", &f.ps.sign(&good));
+    for signer in &f.others {
+        assert_accepted(&f, &format!("{:?}", signer.alg), &signer.sign(&good));
+    }
     // Through git too, with the token as Basic password.
     let url =
         f.s.gateway

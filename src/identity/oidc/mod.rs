@@ -54,6 +54,11 @@ pub struct Verifier {
 impl Verifier {
     /// One key cache per `[[oidc]]`; nothing is fetched yet.
     pub fn new(configs: &[Config]) -> Verifier {
+        if configs.is_empty() {
+            return Verifier {
+                issuers: Vec::new(),
+            };
+        }
         let client = fetch::client();
         let issuers = configs
             .iter()
