@@ -254,6 +254,14 @@ fn forged_tokens_are_refused_with_the_reason_in_log_and_record() {
         "issuer \"https://evil.example.com\" is not configured",
     );
 
+    // Entra ID's groups overage: no groups claim, a pointer to Graph instead. Refused.
+    let mut c = good.clone();
+    c.as_object_mut().map(|m| m.remove("groups"));
+    c["_claim_names"] = json!({"groups": "src1"});
+    c["_claim_sources"] =
+        json!({"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/x/getMemberObjects"}});
+    assert_refused(&f, "groups overage", &f.rsa.sign(&c), "groups overage");
+
     let none = raw_token(&json!({"alg": "none", "typ": "JWT"}), &good, "");
     assert_refused(&f, "alg none", &none, "algorithm \"none\" is not accepted");
 

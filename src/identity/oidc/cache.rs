@@ -1,7 +1,7 @@
 //! One issuer's keys: fetched on first use (cold cache), refreshed when older than
 //! `jwks_refresh_seconds`, and refreshed when a token names an unknown `kid` (key rotation) —
 //! but never more often than once per `jwks_min_refresh_seconds`, so a flood of tokens with
-//! forged `kid`s cannot hammer the issuer. A failed refresh keeps the keys already known (warm
+//! forged `kid`s cannot hammer the issuer (a cold cache retries at most once a second). A failed refresh keeps the keys already known (warm
 //! cache: the gateway keeps serving while the issuer is down); without keys it fails closed.
 //! One fetch at a time: concurrent callers wait for it and share its result.
 
@@ -13,6 +13,9 @@ use tokio::time::Instant;
 
 use super::error::{FetchError, OidcError};
 use super::jwks::KeySet;
+
+/// How often a cold cache (no keys yet) may try again.
+const COLD_RETRY: Duration = Duration::from_secs(1);
 
 /// Where keys come from (discovery in production, a stand-in in unit tests).
 pub trait KeySource: Send + Sync {
@@ -73,9 +76,14 @@ impl KeyCache {
     }
 
     fn may_fetch(&self, state: &State) -> bool {
-        state
-            .attempted
-            .is_none_or(|t| t.elapsed() >= self.options.min_refresh)
+        // Without any key every token is refused, so a cold cache retries sooner (an issuer
+        // that came up after the gateway is usable within a second), still bounded.
+        let interval = if state.keys.is_none() {
+            self.options.min_refresh.min(COLD_RETRY)
+        } else {
+            self.options.min_refresh
+        };
+        state.attempted.is_none_or(|t| t.elapsed() >= interval)
     }
 
     /// The keys to verify with. A cold cache is fetched first (the caller waits); a stale one
@@ -139,7 +147,7 @@ impl KeyCache {
         if self.state().keys.is_some() {
             self.options.refresh
         } else {
-            self.options.min_refresh.max(Duration::from_secs(1))
+            COLD_RETRY
         }
     }
 
@@ -244,7 +252,8 @@ mod tests {
             "second failure came from the cache"
         );
         *fake.set.lock().expect("lock") = Ok(KeySet::default());
-        tokio::time::advance(Duration::from_secs(31)).await;
+        // A cold cache retries after a second, not after min_refresh (30 s here).
+        tokio::time::advance(Duration::from_millis(1001)).await;
         assert!(c.keys().await.is_ok());
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
