@@ -3,14 +3,15 @@
 # `git http-backend` (the HTTP upstream), OpenSSH's sshd (the SSH upstream), and the OIDC
 # provider (npm `oidc-provider` on Node, pinned by fixtures/oidc/package-lock.json, installed
 # into a cache folder: $GITGATE_TEST_CACHE, else $XDG_CACHE_HOME/gitgate-test, else
-# ~/.cache/gitgate-test; tests/harness/oidc.rs looks there).
+# ~/.cache/gitgate-test, else target/test-cache; tests/harness/oidc.rs looks there).
 # Idempotent: runs apt-get and npm only when something is missing. Needs root (or sudo) for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 install_oidc_provider() {
   local cache="${GITGATE_TEST_CACHE:-${XDG_CACHE_HOME:+$XDG_CACHE_HOME/gitgate-test}}"
-  cache="${cache:-$HOME/.cache/gitgate-test}"
+  cache="${cache:-${HOME:+$HOME/.cache/gitgate-test}}"
+  cache="${cache:-$PWD/target/test-cache}"
   local dir="$cache/oidc-provider"
   if [ -f "$dir/node_modules/oidc-provider/package.json" ] &&
     cmp -s fixtures/oidc/package-lock.json "$dir/package-lock.json"; then

@@ -31,7 +31,7 @@ pub fn modules_dir() -> PathBuf {
             std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("gitgate-test"))
         })
         .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/gitgate-test")))
-        .expect("HOME or GITGATE_TEST_CACHE");
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-cache"));
     cache.join("oidc-provider")
 }
 
