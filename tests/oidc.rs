@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 
 use crate::harness::gateway::{run, Gateway};
 use crate::harness::http;
-use crate::harness::oidc::{self, claims, oidc_toml, raw_token, KeyServer, Provider, Signer};
+use crate::harness::oidc::{
+    self, claims, oidc_toml, raw_token, KeyServer, Provider, Signer, TestCa,
+};
 use crate::harness::{Kind, Stack};
 
 const UPLOAD_REFS: &str = "repo.git/info/refs?service=git-upload-pack";
@@ -446,5 +448,53 @@ fn check_accepts_the_new_keys_and_refuses_a_duplicate_issuer() {
         out.all()
             .contains("gitgate.toml:8: [[oidc]] issuer: duplicate issuer"),
         "the duplicate issuer is named: {out}"
+    );
+}
+
+#[test]
+fn https_discovery_trusts_ca_file_and_nothing_else() {
+    // The same issuer over https: with its CA in ca_file the keys load and tokens verify;
+    // without it, the certificate is not trusted, the cache stays cold and the token is refused.
+    let ca = TestCa::new();
+    let signer = Signer::new("tls-1", Algorithm::ES256);
+    let server = KeyServer::start_tls(vec![signer.jwk()], &ca);
+    assert!(server.issuer.starts_with("https://"), "{}", server.issuer);
+    let token = signer.sign(&claims(&server.issuer, "tls-agent", &["agents"]));
+    let ca_file = format!("ca_file = \"{}\"", ca.ca_file.display());
+    let trusted = Stack::start_with(
+        Kind::File,
+        &format!("{}\n{POLICY}", oidc_toml(&server.issuer, &ca_file)),
+    );
+    let r = bearer_get(&trusted, &token);
+    assert_eq!(r.status, 200, "{r}\n{}", trusted.logs());
+
+    let untrusted = Stack::start_with(
+        Kind::File,
+        &format!("{}\n{POLICY}", oidc_toml(&server.issuer, "")),
+    );
+    let r = bearer_get(&untrusted, &token);
+    assert_eq!(r.status, 401, "{r}\n{}", untrusted.logs());
+    assert!(
+        untrusted.gateway.output().contains("keys are unavailable"),
+        "{}",
+        untrusted.gateway.output()
+    );
+}
+
+#[test]
+fn an_unreadable_ca_file_stops_the_gateway_from_starting() {
+    let tmp = crate::harness::Tmp::new("oidc-ca");
+    let path = tmp.join("gitgate.toml");
+    std::fs::write(
+        &path,
+        "[server]\nhttp_listen = \"127.0.0.1:0\"\n\
+         [[oidc]]\nissuer = \"https://login.example.com\"\naudience = \"x\"\nca_file = \"missing.pem\"\n",
+    )
+    .expect("write");
+    let out = run(tmp.path(), &["serve", "--config", &path.to_string_lossy()]);
+    assert_eq!(out.code(), Some(2), "{out}");
+    assert!(
+        out.stderr.contains("ca_file") && out.stderr.contains("missing.pem"),
+        "{out}"
     );
 }

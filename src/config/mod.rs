@@ -204,6 +204,9 @@ pub struct Oidc {
     /// At most one key fetch per this interval, whatever triggers it: an unknown `kid`, a
     /// failure, a refresh (`jwks_min_refresh_seconds`, default 30).
     pub jwks_min_refresh: Duration,
+    /// Extra PEM CA certificates to trust for discovery and the JWKS (`ca_file`), e.g. for an
+    /// in-house Keycloak; read when the gateway starts.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// One `[[ssh_key]]`: an accepted SSH public key.

@@ -96,6 +96,7 @@ pub(crate) struct RawOidc {
     pub required_claims: std::collections::BTreeMap<String, S<String>>,
     pub jwks_refresh_seconds: Option<S<i64>>,
     pub jwks_min_refresh_seconds: Option<S<i64>>,
+    pub ca_file: Option<S<String>>,
 }
 
 /// One `[[ssh_key]]`.

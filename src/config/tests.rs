@@ -1242,3 +1242,12 @@ fn err_oidc_duplicate_issuer() {
     );
     assert!(e.contains("gitgate.toml:5") && e.contains("issuer"), "{e}");
 }
+
+#[test]
+fn oidc_ca_file_is_relative_to_the_config() {
+    let c = ok("[[oidc]]\nissuer = \"https://kc.example.com/realms/r\"\naudience = \"x\"\nca_file = \"corp-ca.pem\"\n");
+    assert_eq!(
+        c.oidc[0].ca_file.as_deref(),
+        Some(Path::new("/etc/gitgate/corp-ca.pem"))
+    );
+}

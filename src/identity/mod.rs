@@ -99,21 +99,23 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// Builds the authenticator from the resolved configuration.
+    /// Builds the authenticator from the resolved configuration. An OIDC issuer whose HTTP
+    /// client cannot be built refuses its tokens (fail closed); [`Authenticator::try_new`]
+    /// makes that an error instead.
     pub fn new(config: &Config) -> Self {
-        let tokens = config
-            .tokens
-            .iter()
-            .map(|t| TokenEntry {
-                sha256: t.sha256,
-                name: t.name.clone(),
-                groups: t.groups.clone(),
-            })
-            .collect();
         Authenticator {
-            tokens,
+            tokens: tokens(config),
             oidc: oidc::Verifier::new(&config.oidc),
         }
+    }
+
+    /// Builds the authenticator; an OIDC issuer whose HTTP client cannot be built (an
+    /// unreadable `ca_file`) is an error.
+    pub fn try_new(config: &Config) -> Result<Self, oidc::SetupError> {
+        Ok(Authenticator {
+            tokens: tokens(config),
+            oidc: oidc::Verifier::try_new(&config.oidc)?,
+        })
     }
 
     /// Starts fetching the OIDC issuers' keys in the background and refreshing them
@@ -187,6 +189,18 @@ impl Authenticator {
             })
             .ok_or(AuthError::Invalid)
     }
+}
+
+fn tokens(config: &Config) -> Vec<TokenEntry> {
+    config
+        .tokens
+        .iter()
+        .map(|t| TokenEntry {
+            sha256: t.sha256,
+            name: t.name.clone(),
+            groups: t.groups.clone(),
+        })
+        .collect()
 }
 
 /// The hex SHA-256 of a token, as written in `[[token]] sha256`.

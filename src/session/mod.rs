@@ -151,6 +151,9 @@ pub enum GatewayError {
     /// The audit store could not be opened.
     #[error("cannot open the audit record: {0}")]
     Audit(#[from] crate::audit::AuditError),
+    /// An OIDC issuer's HTTP client could not be built.
+    #[error(transparent)]
+    Oidc(#[from] crate::identity::oidc::SetupError),
     /// The state folder could not be created.
     #[error("cannot create state_dir {path}: {source}")]
     StateDir {
@@ -186,7 +189,7 @@ impl Gateway {
             &state_dir,
             &crate::audit::AuditOptions::from_config(&config.audit),
         )?;
-        let auth = Authenticator::new(&config);
+        let auth = Authenticator::try_new(&config)?;
         auth.spawn_refresh();
         Ok(Gateway {
             audit,

@@ -2,8 +2,8 @@
 //! `fixtures/oidc/provider.mjs`), keys made by `openssl genpkey` that sign tokens the tests
 //! forge, and a tiny loopback key server that plays an issuer whose JWKS the test changes.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -309,12 +309,22 @@ pub struct KeyServer {
 }
 
 impl KeyServer {
-    /// Starts serving `keys` (public JWKs).
+    /// Starts serving `keys` (public JWKs) over plain http.
     pub fn start(keys: Vec<Value>) -> KeyServer {
+        KeyServer::start_with(keys, None)
+    }
+
+    /// Starts serving `keys` over https with `tls`'s certificate.
+    pub fn start_tls(keys: Vec<Value>, tls: &TestCa) -> KeyServer {
+        KeyServer::start_with(keys, Some(tls.server_config()))
+    }
+
+    fn start_with(keys: Vec<Value>, tls: Option<Arc<rustls::ServerConfig>>) -> KeyServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the key server");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
-        let issuer = format!("http://127.0.0.1:{port}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let issuer = format!("{scheme}://127.0.0.1:{port}");
         let keys = Arc::new(Mutex::new(keys));
         let fetches = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -324,9 +334,28 @@ impl KeyServer {
             thread::spawn(move || {
                 // Bounded: it serves until stopped or dropped, one connection at a time.
                 while !stop.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((stream, _)) => serve(stream, &issuer, &keys, &fetches),
-                        Err(_) => thread::sleep(Duration::from_millis(10)),
+                    let stream = match listener.accept() {
+                        Ok((stream, _)) => stream,
+                        Err(_) => {
+                            thread::sleep(Duration::from_millis(10));
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    match &tls {
+                        None => serve(stream, &issuer, &keys, &fetches),
+                        Some(config) => {
+                            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                                continue;
+                            };
+                            serve(
+                                rustls::StreamOwned::new(conn, stream),
+                                &issuer,
+                                &keys,
+                                &fetches,
+                            );
+                        }
                     }
                 }
             })
@@ -365,13 +394,8 @@ impl Drop for KeyServer {
     }
 }
 
-fn serve(stream: TcpStream, issuer: &str, keys: &Mutex<Vec<Value>>, fetches: &AtomicUsize) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(match stream.try_clone() {
-        Ok(s) => s,
-        Err(_) => return,
-    });
+fn serve(stream: impl Read + Write, issuer: &str, keys: &Mutex<Vec<Value>>, fetches: &AtomicUsize) {
+    let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
@@ -398,12 +422,112 @@ fn serve(stream: TcpStream, issuer: &str, keys: &Mutex<Vec<Value>>, fetches: &At
         }
         _ => ("404 Not Found", String::new()),
     };
-    let mut stream = stream;
+    let stream = reader.get_mut();
     let _ = write!(
         stream,
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = stream.flush();
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// A test certificate authority (made by `openssl`) and a server certificate it signed for
+/// `127.0.0.1`.
+pub struct TestCa {
+    /// The CA certificate (PEM), what `ca_file` points at.
+    pub ca_file: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    _tmp: Tmp,
+}
+
+impl TestCa {
+    /// Makes the CA and the server certificate.
+    #[track_caller]
+    pub fn new() -> TestCa {
+        let tmp = Tmp::new("test-ca");
+        let path = |name: &str| tmp.join(name).to_string_lossy().into_owned();
+        std::fs::write(
+            tmp.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write server.ext");
+        let steps: [&[&str]; 3] = [
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=gitgate test CA",
+                "-keyout",
+                &path("ca.key"),
+                "-out",
+                &path("ca.pem"),
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                &path("server.key"),
+                "-out",
+                &path("server.csr"),
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &path("server.csr"),
+                "-CA",
+                &path("ca.pem"),
+                "-CAkey",
+                &path("ca.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &path("server.ext"),
+                "-out",
+                &path("server.pem"),
+            ],
+        ];
+        for args in steps {
+            let mut cmd = Command::new("openssl");
+            cmd.args(args);
+            process::run(&mut cmd, Duration::from_secs(60)).assert_ok();
+        }
+        TestCa {
+            ca_file: tmp.join("ca.pem"),
+            cert: tmp.join("server.pem"),
+            key: tmp.join("server.key"),
+            _tmp: tmp,
+        }
+    }
+
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let cert_pem = std::fs::read(&self.cert).expect("server.pem");
+        let key_pem = std::fs::read(&self.key).expect("server.key");
+        let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificates");
+        let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+            .expect("key")
+            .expect("a private key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+        Arc::new(config)
+    }
 }

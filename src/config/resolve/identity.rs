@@ -107,6 +107,11 @@ fn oidc(t: &Tbl<'_>, raw: &RawOidc) -> Result<Oidc, ConfigError> {
             30,
             0,
         )?,
+        ca_file: raw
+            .ca_file
+            .as_ref()
+            .map(|v| t.path("ca_file", v))
+            .transpose()?,
     })
 }
 

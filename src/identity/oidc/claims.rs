@@ -227,6 +227,7 @@ mod tests {
             required_claims: Vec::new(),
             jwks_refresh: Duration::from_secs(3600),
             jwks_min_refresh: Duration::from_secs(30),
+            ca_file: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! request. https only, except plain http on loopback for a loopback issuer (tests, local
 //! development); redirects are not followed.
 
+use std::path::Path;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -20,16 +21,28 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long one request may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds the client discovery uses: rustls with the web PKI roots, no redirects, timeouts.
-pub fn client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+/// Builds the client discovery uses: rustls with the web PKI roots (plus the PEM certificates
+/// of `ca_file`), no redirects, timeouts.
+pub fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(TIMEOUT)
         .timeout(TIMEOUT)
-        .user_agent(concat!("gitgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())
+        .user_agent(concat!("gitgate/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let shown = path.display();
+        let pem = std::fs::read(path).map_err(|e| format!("ca_file {shown}: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("ca_file {shown}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("ca_file {shown}: no PEM certificate"));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 /// Fetches one issuer's keys through discovery.

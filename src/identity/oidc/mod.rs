@@ -26,6 +26,16 @@ use self::cache::{CacheOptions, KeyCache};
 use self::error::shorten;
 use crate::config::Oidc as Config;
 
+/// An issuer's HTTP client could not be built (e.g. its `ca_file` is unreadable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("[[oidc]] issuer {issuer}: {detail}")]
+pub struct SetupError {
+    /// The issuer.
+    pub issuer: String,
+    /// What went wrong.
+    pub detail: String,
+}
+
 /// A token that verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -52,18 +62,43 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// One key cache per `[[oidc]]`; nothing is fetched yet.
+    /// One key cache per `[[oidc]]`; nothing is fetched yet. An issuer whose HTTP client cannot
+    /// be built (unreadable `ca_file`) refuses all its tokens (see [`Verifier::try_new`]).
     pub fn new(configs: &[Config]) -> Verifier {
-        if configs.is_empty() {
-            return Verifier {
-                issuers: Vec::new(),
-            };
+        Verifier::build(configs, |iss, e| {
+            tracing::error!(issuer = %iss, error = %e, "oidc: no HTTP client; this issuer's tokens are refused");
+        })
+    }
+
+    /// Like [`Verifier::new`], but an issuer whose HTTP client cannot be built is an error.
+    pub fn try_new(configs: &[Config]) -> Result<Verifier, SetupError> {
+        let mut first = None;
+        let verifier = Verifier::build(configs, |iss, e| {
+            first.get_or_insert_with(|| SetupError {
+                issuer: iss.to_string(),
+                detail: e.to_string(),
+            });
+        });
+        match first {
+            Some(e) => Err(e),
+            None => Ok(verifier),
         }
-        let client = fetch::client();
+    }
+
+    fn build(configs: &[Config], mut on_error: impl FnMut(&str, &str)) -> Verifier {
+        // One client for all issuers without their own CA file.
+        let mut shared: Option<Result<reqwest::Client, String>> = None;
         let issuers = configs
             .iter()
             .map(|config| {
-                let source = fetch::Discovery::new(client.clone(), &config.iss, &config.issuer);
+                let client = match &config.ca_file {
+                    Some(path) => fetch::client(Some(path)),
+                    None => shared.get_or_insert_with(|| fetch::client(None)).clone(),
+                };
+                if let Err(e) = &client {
+                    on_error(&config.iss, e);
+                }
+                let source = fetch::Discovery::new(client, &config.iss, &config.issuer);
                 let options = CacheOptions {
                     refresh: config.jwks_refresh,
                     min_refresh: config.jwks_min_refresh,
@@ -309,6 +344,7 @@ mod tests {
             required_claims: Vec::new(),
             jwks_refresh: Duration::from_secs(3600),
             jwks_min_refresh: Duration::from_secs(30),
+            ca_file: None,
         }
     }
 
