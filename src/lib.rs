@@ -12,7 +12,8 @@
 //! - [`policy`]: rules -> per-ref verdicts, hidden refs, and the fixture runner behind
 //!   `policy test`.
 //! - [`scan`]: secret detectors, the blob scanner, findings and their redaction.
-//! - [`identity`]: who is calling: `Identity { name, groups }` from static tokens (later OIDC, SSH).
+//! - [`identity`]: who is calling: `Identity { name, groups }` from static tokens and OIDC JWTs
+//!   (discovery, JWKS cache); later SSH.
 //! - [`upstream`]: relays to `file://` and `http(s)://` upstreams with the vaulted credential.
 //! - [`approval`]: held updates bound to (identity, repo, ref, old, new): store, wait, webhook.
 //! - [`audit`]: the record: SQLite store, hash chain, signed head, stored packs, verify.

@@ -16,6 +16,8 @@ use gitgate::proto::upload::{parse_upload_request, UploadLimits};
 use gitgate::proto::{Capability, ProtocolVersion};
 use std::path::Path;
 
+pub mod jwt;
+
 /// pkt-line framing: every decoded packet re-encodes to one that decodes the same, and the
 /// async [`PktReader`] yields exactly the packets the sync decoder finds.
 pub fn pktline(data: &[u8]) {

@@ -209,6 +209,16 @@ pub struct Oidc {
     pub allowed_clients: Vec<String>,
     /// Clock skew tolerated on `exp`/`nbf`/`iat` (`leeway_seconds`, default 60).
     pub leeway: Duration,
+    /// `(claim path, value)` pairs every token must satisfy (`required_claims`).
+    pub required_claims: Vec<(String, String)>,
+    /// Refresh the issuer's keys when older than this (`jwks_refresh_seconds`, default 3600).
+    pub jwks_refresh: Duration,
+    /// At most one key fetch per this interval, whatever triggers it: an unknown `kid`, a
+    /// failure, a refresh (`jwks_min_refresh_seconds`, default 30).
+    pub jwks_min_refresh: Duration,
+    /// Extra PEM CA certificates to trust for discovery and the JWKS (`ca_file`), e.g. for an
+    /// in-house Keycloak; read when the gateway starts.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// One `[[ssh_key]]`: an accepted SSH public key.

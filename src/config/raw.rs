@@ -92,6 +92,11 @@ pub(crate) struct RawOidc {
     #[serde(default)]
     pub allowed_clients: Vec<S<String>>,
     pub leeway_seconds: Option<S<i64>>,
+    #[serde(default)]
+    pub required_claims: std::collections::BTreeMap<String, S<String>>,
+    pub jwks_refresh_seconds: Option<S<i64>>,
+    pub jwks_min_refresh_seconds: Option<S<i64>>,
+    pub ca_file: Option<S<String>>,
 }
 
 /// One `[[ssh_key]]`.

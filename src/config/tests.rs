@@ -1268,3 +1268,49 @@ fn scan_allowlists_resolve_and_name_the_bad_value() {
     let e = err_in("[scan]\ngitleaks_config = \"bad.toml\"\n", &path);
     assert!(e.contains("[scan] gitleaks_config"), "{e}");
 }
+
+#[test]
+fn oidc_key_refresh_and_required_claims() {
+    let c = ok(
+        "[[oidc]]\nissuer = \"https://a.example.com\"\naudience = \"x\"\n\
+         jwks_refresh_seconds = 600\njwks_min_refresh_seconds = 0\n\
+         required_claims = { tid = \"t1\", \"realm_access.roles\" = \"git\" }\n\
+         [[oidc]]\nissuer = \"https://b.example.com\"\naudience = \"x\"\n",
+    );
+    let (a, b) = (&c.oidc[0], &c.oidc[1]);
+    assert_eq!(
+        (a.jwks_refresh, a.jwks_min_refresh),
+        (Duration::from_secs(600), Duration::ZERO)
+    );
+    assert_eq!(
+        a.required_claims,
+        [
+            ("realm_access.roles".to_string(), "git".to_string()),
+            ("tid".to_string(), "t1".to_string())
+        ]
+    );
+    assert_eq!(
+        (b.jwks_refresh, b.jwks_min_refresh),
+        (Duration::from_secs(3600), Duration::from_secs(30))
+    );
+    assert!(b.required_claims.is_empty());
+}
+
+#[test]
+fn err_oidc_duplicate_issuer() {
+    let e = err_in(
+        "[[oidc]]\nissuer = \"https://a.example.com\"\naudience = \"x\"\n\
+         [[oidc]]\nissuer = \"https://a.example.com\"\naudience = \"y\"\n",
+        Path::new("gitgate.toml"),
+    );
+    assert!(e.contains("gitgate.toml:5") && e.contains("issuer"), "{e}");
+}
+
+#[test]
+fn oidc_ca_file_is_relative_to_the_config() {
+    let c = ok("[[oidc]]\nissuer = \"https://kc.example.com/realms/r\"\naudience = \"x\"\nca_file = \"corp-ca.pem\"\n");
+    assert_eq!(
+        c.oidc[0].ca_file.as_deref(),
+        Some(Path::new("/etc/gitgate/corp-ca.pem"))
+    );
+}

@@ -2,7 +2,12 @@
 //!
 //! Static tokens are compared by SHA-256 in constant time: the presented token is hashed and
 //! compared with every configured hash, without stopping at the first match, so timing tells
-//! nothing about which token (or how much of one) matched. Later: OIDC JWTs, SSH keys, certificates.
+//! nothing about which token (or how much of one) matched. OIDC JWTs are verified by [`oidc`]
+//! against the configured issuers' keys. Later: SSH keys, certificates.
+
+pub mod oidc;
+
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -46,7 +51,8 @@ impl AuthMethod {
     }
 }
 
-/// Why a credential was not accepted. Deliberately vague towards the client.
+/// Why a credential was not accepted. Deliberately vague towards the client: `Display` never
+/// says which check failed; [`AuthError::detail`] does, for the log and the record.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     /// No credential was presented.
@@ -55,6 +61,29 @@ pub enum AuthError {
     /// A credential was presented but matches nothing.
     #[error("invalid credentials")]
     Invalid,
+    /// An OIDC JWT was refused; the reason is for the log and the record only.
+    #[error("invalid credentials")]
+    Refused(Box<oidc::Refusal>),
+}
+
+impl AuthError {
+    /// The precise reason, for the gateway's log and the audit record (never the client). It
+    /// names a refused JWT by its `jti` or a short hash, never by its value.
+    pub fn detail(&self) -> String {
+        match self {
+            AuthError::Missing | AuthError::Invalid => self.to_string(),
+            AuthError::Refused(refusal) => format!("{self}: {refusal}"),
+        }
+    }
+}
+
+/// A credential that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Who it is.
+    pub identity: Identity,
+    /// When the credential stops being valid: the JWT's `exp`; `None` for static tokens.
+    pub expires: Option<SystemTime>,
 }
 
 struct TokenEntry {
@@ -66,24 +95,80 @@ struct TokenEntry {
 /// Verifies credentials against the configured identities.
 pub struct Authenticator {
     tokens: Vec<TokenEntry>,
+    oidc: oidc::Verifier,
 }
 
 impl Authenticator {
-    /// Builds the authenticator from the resolved configuration.
+    /// Builds the authenticator from the resolved configuration. An OIDC issuer whose HTTP
+    /// client cannot be built refuses its tokens (fail closed); [`Authenticator::try_new`]
+    /// makes that an error instead.
     pub fn new(config: &Config) -> Self {
-        let tokens = config
-            .tokens
-            .iter()
-            .map(|t| TokenEntry {
-                sha256: t.sha256,
-                name: t.name.clone(),
-                groups: t.groups.clone(),
-            })
-            .collect();
-        Authenticator { tokens }
+        Authenticator {
+            tokens: tokens(config),
+            oidc: oidc::Verifier::new(&config.oidc),
+        }
     }
 
-    /// Authenticates a bearer secret (a static token; later also an OIDC JWT).
+    /// Builds the authenticator; an OIDC issuer whose HTTP client cannot be built (an
+    /// unreadable `ca_file`) is an error.
+    pub fn try_new(config: &Config) -> Result<Self, oidc::SetupError> {
+        Ok(Authenticator {
+            tokens: tokens(config),
+            oidc: oidc::Verifier::try_new(&config.oidc)?,
+        })
+    }
+
+    /// Starts fetching the OIDC issuers' keys in the background and refreshing them
+    /// periodically (on the current tokio runtime; without one, keys are fetched on first use).
+    pub fn spawn_refresh(&self) {
+        self.oidc.spawn_refresh();
+    }
+
+    /// Authenticates a bearer secret: a static `[[token]]`, else, when it has the shape of a JWT
+    /// and `[[oidc]]` issuers are configured, an OIDC JWT.
+    pub async fn authenticate(&self, token: &Secret<String>) -> Result<Verified, AuthError> {
+        match self.authenticate_token(token) {
+            Ok(identity) => Ok(Verified {
+                identity,
+                expires: None,
+            }),
+            Err(AuthError::Invalid)
+                if !self.oidc.is_empty() && oidc::token::looks_like_jwt(token.expose()) =>
+            {
+                self.authenticate_jwt(token).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Authenticates an OIDC JWT only (e.g. to exchange it for an SSH certificate): the identity
+    /// and the token's expiry, or [`AuthError::Refused`] with the precise reason.
+    pub async fn authenticate_jwt(&self, token: &Secret<String>) -> Result<Verified, AuthError> {
+        if token.expose().is_empty() {
+            return Err(AuthError::Missing);
+        }
+        let accepted = self
+            .oidc
+            .verify(token.expose())
+            .await
+            .map_err(|r| AuthError::Refused(Box::new(r)))?;
+        tracing::debug!(
+            identity = %accepted.name,
+            issuer = %accepted.issuer,
+            jti = accepted.jti.as_deref().unwrap_or("-"),
+            "oidc token accepted"
+        );
+        Ok(Verified {
+            identity: Identity {
+                name: accepted.name,
+                groups: accepted.groups,
+                method: AuthMethod::Oidc,
+            },
+            expires: Some(accepted.expires),
+        })
+    }
+
+    /// Authenticates a static token (constant time).
     pub fn authenticate_token(&self, token: &Secret<String>) -> Result<Identity, AuthError> {
         if token.expose().is_empty() {
             return Err(AuthError::Missing);
@@ -106,6 +191,18 @@ impl Authenticator {
     }
 }
 
+fn tokens(config: &Config) -> Vec<TokenEntry> {
+    config
+        .tokens
+        .iter()
+        .map(|t| TokenEntry {
+            sha256: t.sha256,
+            name: t.name.clone(),
+            groups: t.groups.clone(),
+        })
+        .collect()
+}
+
 /// The hex SHA-256 of a token, as written in `[[token]] sha256`.
 pub fn token_sha256_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -122,6 +219,7 @@ mod tests {
                 name: "agent-1".into(),
                 groups: vec!["agents".into()],
             }],
+            oidc: oidc::Verifier::new(&[]),
         }
     }
 
@@ -143,6 +241,23 @@ mod tests {
         assert_eq!(
             auth().authenticate_token(&Secret::new(String::new())),
             Err(AuthError::Missing)
+        );
+    }
+
+    #[tokio::test]
+    async fn jwt_shaped_tokens_need_an_issuer() {
+        // Without [[oidc]], a JWT-shaped token is just an unknown token.
+        let jwt = Secret::new("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.".to_string());
+        assert_eq!(auth().authenticate(&jwt).await, Err(AuthError::Invalid));
+        let id = auth()
+            .authenticate(&Secret::new("s3cret".into()))
+            .await
+            .expect("static token");
+        assert_eq!((id.identity.method, id.expires), (AuthMethod::Token, None));
+        assert_eq!(
+            auth().authenticate_jwt(&jwt).await.map_err(|e| e.detail()),
+            Err("invalid credentials: oidc token sha256:".to_string() + &token_sha256_hex(jwt.expose())[..12]
+                + ": algorithm \"none\" is not accepted (only RS256, RS384, RS512, PS256, ES256, ES384, EdDSA)")
         );
     }
 

@@ -61,7 +61,7 @@ impl Transport {
 pub enum Credential {
     /// Nothing.
     None,
-    /// A bearer secret: a static token (later: an OIDC JWT).
+    /// A bearer secret: a static token or an OIDC JWT.
     Token(Secret<String>),
     /// Already authenticated by the transport (SSH keys and certificates).
     Authenticated(Identity),
@@ -162,6 +162,9 @@ pub enum GatewayError {
     /// The approvals store could not be opened.
     #[error("cannot open the approvals store: {0}")]
     Approvals(#[from] crate::approval::ApprovalError),
+    /// An OIDC issuer's HTTP client could not be built.
+    #[error(transparent)]
+    Oidc(#[from] crate::identity::oidc::SetupError),
     /// The state folder could not be created.
     #[error("cannot create state_dir {path}: {source}")]
     StateDir {
@@ -202,10 +205,12 @@ impl Gateway {
             &crate::audit::AuditOptions::from_config(&config.audit),
         )?;
         let approvals = crate::approval::Approvals::open(&state_dir)?;
+        let auth = Authenticator::try_new(&config)?;
+        auth.spawn_refresh();
         Ok(Gateway {
             approval: approve::ApprovalState::new(approvals, &config),
             audit,
-            auth: Authenticator::new(&config),
+            auth,
             policy: Policy::new(&config),
             scanner: secrets::build(&config)?,
             upstreams: Upstreams::new(&config)?,
@@ -235,24 +240,31 @@ impl Gateway {
     /// service there. Nothing has reached the upstream yet.
     pub async fn open(&self, mut request: OpenRequest<'_>) -> Result<Session, Rejection> {
         let credential = std::mem::replace(&mut request.credential, Credential::None);
-        let result = self.identify(credential).and_then(|identity| {
+        let result = self.identify(credential).await.and_then(|identity| {
             let repo = route::route(&self.upstreams, request.repo_path)?;
             Ok((identity, repo))
         });
         let (identity, repo) = match result {
             Ok(v) => v,
             Err(e) => {
-                if matches!(e, SessionError::Auth(_)) {
-                    self.metrics.auth_failures.inc();
-                }
+                // The client gets the generic rejection; the log and the record get the
+                // precise reason (e.g. why a JWT was refused, named by its jti, never its value).
+                let detail = match &e {
+                    SessionError::Auth(auth) => {
+                        self.metrics.auth_failures.inc();
+                        auth.detail()
+                    }
+                    e => e.to_string(),
+                };
                 let rejection = Rejection::from(&e);
-                self.record_front_door(&request, None, &rejection).await;
+                self.record_front_door(&request, None, &rejection, Some(&detail))
+                    .await;
                 tracing::info!(
                     transport = request.transport.as_str(),
                     peer = ?request.peer,
                     service = %request.service,
                     result = rejection.kind.as_str(),
-                    reason = %e,
+                    reason = %detail,
                     "refused at the front door"
                 );
                 return Err(rejection);
@@ -273,7 +285,7 @@ impl Gateway {
                     "fetch denied"
                 );
                 let rejection = Rejection::new(RejectKind::Forbidden, verdict.reason);
-                self.record_front_door(&request, Some((&identity, &repo.name)), &rejection)
+                self.record_front_door(&request, Some((&identity, &repo.name)), &rejection, None)
                     .await;
                 return Err(rejection);
             }
@@ -302,6 +314,7 @@ impl Gateway {
         request: &OpenRequest<'_>,
         who: Option<(&Identity, &str)>,
         rejection: &Rejection,
+        detail: Option<&str>,
     ) {
         let now = std::time::SystemTime::now();
         let (identity, auth, repo) = match who {
@@ -329,7 +342,7 @@ impl Gateway {
             service: record::service(request.service),
             protocol: request.protocol.number(),
             decision: crate::audit::record::Decision::Deny,
-            reason: Some(rejection.message.clone()),
+            reason: Some(detail.map_or_else(|| rejection.message.clone(), str::to_string)),
             refs: Vec::new(),
             fetch: None,
             push: None,
@@ -338,12 +351,27 @@ impl Gateway {
         self.record_refusal(body).await;
     }
 
-    fn identify(&self, credential: Credential) -> Result<Identity, SessionError> {
+    async fn identify(&self, credential: Credential) -> Result<Identity, SessionError> {
         match credential {
             Credential::None => Err(AuthError::Missing.into()),
-            Credential::Token(token) => Ok(self.auth.authenticate_token(&token)?),
+            Credential::Token(token) => Ok(self.auth.authenticate(&token).await?.identity),
             Credential::Authenticated(identity) => Ok(identity),
         }
+    }
+
+    /// Verifies a bearer token (a static token or an OIDC JWT) outside a git operation, e.g. to
+    /// exchange a JWT for an SSH certificate: the identity and, for a JWT, its expiry. A refusal
+    /// carries the precise reason in [`AuthError::detail`] (for the log and record only).
+    pub async fn verify_bearer(
+        &self,
+        token: &Secret<String>,
+    ) -> Result<crate::identity::Verified, AuthError> {
+        self.auth.authenticate(token).await
+    }
+
+    /// The authenticator (static tokens and OIDC issuers).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
     }
 }
 

@@ -72,7 +72,7 @@ impl From<&SessionError> for Rejection {
             SessionError::Auth(AuthError::Missing) => {
                 Rejection::new(Unauthenticated, "authentication required")
             }
-            SessionError::Auth(AuthError::Invalid) => {
+            SessionError::Auth(AuthError::Invalid | AuthError::Refused(_)) => {
                 Rejection::new(BadCredentials, "invalid credentials")
             }
             SessionError::Route(e @ RouteError::UnknownUpstream { .. }) => {

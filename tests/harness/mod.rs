@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod git;
 pub mod http;
 pub mod net;
+pub mod oidc;
 pub mod process;
 pub mod repo;
 pub mod stack;

@@ -41,7 +41,24 @@ pub(super) fn tokens(cx: &Ctx<'_>, raw: Vec<S<RawToken>>) -> Result<Vec<Token>, 
 
 pub(super) fn oidcs(cx: &Ctx<'_>, raw: Vec<S<RawOidc>>) -> Result<Vec<Oidc>, ConfigError> {
     let t = cx.table("[[oidc]]");
-    raw.into_iter().map(|e| oidc(&t, &e.into_inner())).collect()
+    let mut seen = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for entry in raw {
+        let raw = entry.into_inner();
+        let resolved = oidc(&t, &raw)?;
+        // The `iss` claim picks the issuer: one `[[oidc]]` per issuer.
+        let span = raw.issuer.span();
+        t.unique(
+            &mut seen,
+            "issuer",
+            "issuer",
+            &resolved.iss,
+            &resolved.iss,
+            &span,
+        )?;
+        out.push(resolved);
+    }
+    Ok(out)
 }
 
 fn oidc(t: &Tbl<'_>, raw: &RawOidc) -> Result<Oidc, ConfigError> {
@@ -73,6 +90,28 @@ fn oidc(t: &Tbl<'_>, raw: &RawOidc) -> Result<Oidc, ConfigError> {
         name_claim: claim("name_claim", &raw.name_claim, "sub")?,
         allowed_clients: t.words("allowed_clients", &raw.allowed_clients)?,
         leeway: t.seconds("leeway_seconds", raw.leeway_seconds.as_ref(), 60, 0)?,
+        required_claims: raw
+            .required_claims
+            .iter()
+            .map(|(claim, value)| Ok((claim.clone(), t.text("required_claims", value)?)))
+            .collect::<Result<_, ConfigError>>()?,
+        jwks_refresh: t.seconds(
+            "jwks_refresh_seconds",
+            raw.jwks_refresh_seconds.as_ref(),
+            3600,
+            1,
+        )?,
+        jwks_min_refresh: t.seconds(
+            "jwks_min_refresh_seconds",
+            raw.jwks_min_refresh_seconds.as_ref(),
+            30,
+            0,
+        )?,
+        ca_file: raw
+            .ca_file
+            .as_ref()
+            .map(|v| t.path("ca_file", v))
+            .transpose()?,
     })
 }
 
