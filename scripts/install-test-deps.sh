@@ -10,6 +10,8 @@ has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 has nginx || missing+=(nginx)
 has fcgiwrap || missing+=(fcgiwrap)
 has sshd || missing+=(openssh-server)
+# ssh, ssh-keygen: the SSH upstream's mirror fetch and the harness's keys.
+has ssh-keygen || missing+=(openssh-client)
 if ! has git || [ ! -x "$(git --exec-path 2>/dev/null)/git-http-backend" ]; then
   missing+=(git)
 fi

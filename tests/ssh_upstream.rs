@@ -55,7 +55,7 @@ fn clone_v2() {
 /// A clone with 40 commits of its own fetches a new upstream commit: the client sends its
 /// `have`s in several stateless rounds, each relayed as its own exchange on the SSH side.
 fn fetch_over_several_rounds(version: u8) {
-    let s = Stack::start(Kind::Ssh);
+    let s = Stack::start_with_env(Kind::Ssh, "", &[("GITGATE_LOG", "gitgate=debug")]);
     let git = s.git.protocol(version);
     let dest = s.work("clone");
     let out = git.clone(&s.url("repo.git"), &dest, &[]);
@@ -85,6 +85,11 @@ fn fetch_over_several_rounds(version: u8) {
         rounds > 16,
         "several rounds of haves were negotiated ({rounds}):\n{trace}"
     );
+    // Every answer's end was found in its pkt-lines, none by waiting for the process to die
+    // (a v0 round without `done` leaves upload-pack waiting for more).
+    let log = s.gateway.output();
+    assert!(log.contains("upstream answer complete"), "{log}");
+    assert!(!log.contains("upstream channel closed"), "{log}");
 }
 
 #[test]
@@ -364,4 +369,41 @@ fn check_refuses_unusable_key_and_pins() {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Shallow clones, deepening and a blobless clone's lazy fetches: the shallow-section and
+/// filter paths of the negotiation.
+fn shallow_and_partial(version: u8) {
+    let s = Stack::start(Kind::Ssh);
+    let git = s.git.protocol(version);
+    let dest = s.work("shallow");
+    let out = git.clone(&s.url("repo.git"), &dest, &["--depth", "1"]);
+    assert!(out.success(), "shallow clone failed: {out}\n{}", s.logs());
+    let count = |dir: &Path| git.ok(dir, &["rev-list", "--count", "HEAD"]);
+    assert_eq!(count(&dest), "1");
+    let out = git.fetch(&dest, &["--deepen", "2"]);
+    assert!(out.success(), "deepen failed: {out}\n{}", s.logs());
+    assert_eq!(count(&dest), "3");
+
+    let partial = s.work("partial");
+    let out = git.clone(
+        &s.url("repo.git"),
+        &partial,
+        &["--filter=blob:none", "--no-checkout"],
+    );
+    assert!(out.success(), "partial clone failed: {out}\n{}", s.logs());
+    // The checkout fetches the missing blobs lazily, through the gateway.
+    let out = git.run(&partial, &["checkout", "-q", "main"]);
+    assert!(out.success(), "lazy fetch failed: {out}\n{}", s.logs());
+    assert!(partial.join("src/lib.rs").is_file());
+}
+
+#[test]
+fn shallow_and_partial_v0() {
+    shallow_and_partial(0);
+}
+
+#[test]
+fn shallow_and_partial_v2() {
+    shallow_and_partial(2);
 }

@@ -355,6 +355,7 @@ impl Relay {
             Ok(Feed::More) => Some(Ok(chunk)),
             Ok(Feed::Done { used }) => {
                 let ex = self.ex.take()?;
+                tracing::debug!(upstream = %ex.upstream, "upstream answer complete");
                 // v0/v1 advertisements are answered with a flush ("nothing wanted"), so the
                 // process exits cleanly; v2 servers end on EOF.
                 let farewell = (self.framer.version() != 2).then_some(b"0000".as_slice());
@@ -373,6 +374,7 @@ impl Relay {
     fn ended(&mut self, mut ex: Exchange) -> Option<io::Result<Bytes>> {
         let exited_ok = matches!(ex.exit, Some(Exit::Status(0)))
             || (self.lenient && matches!(ex.exit, Some(Exit::Status(_))));
+        tracing::debug!(upstream = %ex.upstream, exit = ?ex.exit, "upstream channel closed");
         if self.framer.at_boundary() && exited_ok {
             if let Some(lease) = ex.lease.take() {
                 lease.release();
