@@ -407,3 +407,30 @@ fn shallow_and_partial_v0() {
 fn shallow_and_partial_v2() {
     shallow_and_partial(2);
 }
+
+#[test]
+fn concurrent_clones_each_get_the_whole_repository() {
+    let s = Stack::start(Kind::Ssh);
+    let tip = s.history.main.last().cloned().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..10)
+            .map(|i| {
+                let s = &s;
+                let tip = &tip;
+                scope.spawn(move || {
+                    let dest = s.work(&format!("clone-{i}"));
+                    let git = s.git.protocol(if i % 2 == 0 { 2 } else { 0 });
+                    let out = git.clone(&s.url("repo.git"), &dest, &[]);
+                    assert!(out.success(), "clone {i}: {out}\n{}", s.logs());
+                    assert_eq!(&git.rev(&dest, "HEAD"), tip);
+                    git.ok(&dest, &["fsck", "--no-progress"]);
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Err(e) = h.join() {
+                std::panic::resume_unwind(e);
+            }
+        }
+    });
+}

@@ -24,6 +24,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Unused connections kept per upstream.
 const MAX_IDLE: usize = 4;
+/// Handshakes in flight per upstream: OpenSSH's sshd starts dropping unauthenticated
+/// connections beyond 10 (`MaxStartups 10:30:100`), so a burst of clones queues here instead.
+const MAX_HANDSHAKES: usize = 8;
 
 /// Where and as whom to connect.
 pub(super) struct Connector {
@@ -35,6 +38,7 @@ pub(super) struct Connector {
     known_hosts: Arc<KnownHosts>,
     config: Arc<client::Config>,
     pool: Arc<Pool>,
+    handshakes: tokio::sync::Semaphore,
 }
 
 impl Connector {
@@ -63,6 +67,7 @@ impl Connector {
             known_hosts: Arc::new(known_hosts),
             config: Arc::new(config),
             pool: Arc::new(Pool::default()),
+            handshakes: tokio::sync::Semaphore::new(MAX_HANDSHAKES),
         }
     }
 
@@ -91,6 +96,11 @@ impl Connector {
             verdict: verdict.clone(),
         };
         let attempt = async {
+            let _permit = self
+                .handshakes
+                .acquire()
+                .await
+                .map_err(|_| self.unreachable("shutting down".into()))?;
             let connected =
                 client::connect(self.config.clone(), (self.host.as_str(), self.port), check).await;
             let mut handle = match connected {
