@@ -539,4 +539,51 @@ mod tests {
         assert!(!f.at_boundary());
         assert!(Framer::new(Expect::V2Command).feed(b"zzzz").is_err());
     }
+
+    #[test]
+    fn hostile_bytes_never_panic_and_done_stays_in_bounds() {
+        // A deterministic generator: bytes biased towards pkt-line headers and band bytes.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u8
+        };
+        let alphabet = b"0123456789abcdefACKNRshallow \x01\x02\x03\n";
+        for round in 0..2000 {
+            let len = usize::from(next()) * 2;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    let b = next();
+                    alphabet
+                        .get(usize::from(b) % alphabet.len())
+                        .copied()
+                        .unwrap_or(b)
+                })
+                .collect();
+            let shape = UploadShape::of(&data);
+            for expect in [
+                Expect::Advertisement,
+                Expect::V2Command,
+                Expect::Upload(shape),
+                Expect::ReceiveSideband,
+                Expect::Eof,
+            ] {
+                let mut f = Framer::new(expect);
+                let step = 1 + round % 7;
+                for chunk in data.chunks(step) {
+                    match f.feed(chunk) {
+                        Ok(Feed::Done { used }) => {
+                            assert!(used <= chunk.len());
+                            break;
+                        }
+                        Ok(Feed::More) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+            let _ = receive_sideband(&data);
+        }
+    }
 }
