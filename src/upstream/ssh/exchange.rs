@@ -128,16 +128,14 @@ impl Exchange {
                 repo: repo.to_string(),
             };
         }
+        // The server's stderr goes to the log only: it may name paths on the upstream.
         let detail = if self.refused {
             "the SSH server refused to run git".to_string()
         } else {
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-            let last: String = last.unwrap_or("").trim().chars().take(200).collect();
-            match (&self.exit, last.is_empty()) {
-                (Some(Exit::Status(s)), true) => format!("git exited with status {s}"),
-                (Some(Exit::Status(s)), false) => format!("git exited with status {s}: {last}"),
-                (Some(Exit::Signal(sig)), _) => format!("git was killed by {sig}"),
-                (None, _) => "the SSH channel closed without an exit status".to_string(),
+            match &self.exit {
+                Some(Exit::Status(s)) => format!("git exited with status {s}"),
+                Some(Exit::Signal(sig)) => format!("git was killed by {sig}"),
+                None => "the SSH channel closed without an exit status".to_string(),
             }
         };
         UpstreamError::Protocol {
