@@ -100,7 +100,7 @@ impl SshUpstream {
 
     /// The path of repository `path` on the server.
     fn remote_path(&self, path: &str) -> String {
-        format!("{}/{}", self.target.path.trim_end_matches('/'), path)
+        remote_path(&self.target.path, path)
     }
 
     /// `git-upload-pack '<path>'`, quoted as git does (`sq_quote`): what `git-shell` and
@@ -171,6 +171,16 @@ impl SshUpstream {
     }
 }
 
+/// `prefix/path`; like git, `ssh://host/~user/x` means `~user/x` (home-relative on the server).
+fn remote_path(prefix: &str, path: &str) -> String {
+    let prefix = prefix.trim_end_matches('/');
+    let prefix = match prefix.strip_prefix("/~") {
+        Some(rest) => format!("~{rest}"),
+        None => prefix.to_string(),
+    };
+    format!("{prefix}/{path}")
+}
+
 /// Single-quotes `s` for a POSIX shell (git's `sq_quote_buf`: `'` and `!` leave the quotes).
 pub(super) fn sh_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -231,6 +241,15 @@ fn load_known_hosts(upstream: &str, path: &Path) -> Result<KnownHosts, UpstreamS
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_paths() {
+        assert_eq!(remote_path("/srv/git", "a/b.git"), "/srv/git/a/b.git");
+        assert_eq!(remote_path("/srv/git/", "a"), "/srv/git/a");
+        assert_eq!(remote_path("/", "a"), "/a");
+        assert_eq!(remote_path("/~/repos", "a"), "~/repos/a");
+        assert_eq!(remote_path("/~git", "a"), "~git/a");
+    }
 
     #[test]
     fn quoting_matches_git() {
