@@ -104,7 +104,7 @@ fn fetch_v2_negotiates_over_several_rounds() {
 
 #[test]
 fn push_allowed_and_denied_by_policy() {
-    let s = Stack::start_with(
+    let s = Stack::start_with_env(
         Kind::Ssh,
         r#"
 [[rule]]
@@ -114,6 +114,7 @@ refs = ["refs/heads/main"]
 action = "deny"
 message = "agents push to agent/* only"
 "#,
+        &[("GITGATE_LOG", "debug")],
     );
     let dest = s.clone("clone", &[]);
     let small = s
@@ -150,6 +151,17 @@ message = "agents push to agent/* only"
         "refs/heads/agent/work",
         None,
     );
+    // The vaulted key never shows, even in debug logs.
+    let sshd = s.upstream.ssh().expect("an ssh upstream");
+    let key = std::fs::read_to_string(&sshd.client_key).expect("read the key");
+    let log = s.gateway.output();
+    assert!(log.contains("DEBUG"), "debug logging was on");
+    for line in key.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(
+            !log.contains(line),
+            "a line of the private key is in the log"
+        );
+    }
 }
 
 #[test]
