@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::harness::gateway::{self, Gateway};
-use crate::harness::{net, Kind, Stack};
+use crate::harness::repo::Repo;
+use crate::harness::sshd::Sshd;
+use crate::harness::{net, Git, Kind, Stack, Tmp};
 use crate::policy_push::{push_lands, push_rejected};
 
 /// Clones through the gateway with protocol `version`; the packet trace proves which
@@ -445,4 +447,33 @@ fn concurrent_clones_each_get_the_whole_repository() {
             }
         }
     });
+}
+
+#[test]
+fn a_server_without_accept_env_refuses_v2_clearly_and_serves_v0() {
+    let tmp = Tmp::new("noenv");
+    let root = tmp.dir("root");
+    let (_repo, history) = Repo::with_history(&root.join("repo.git"));
+    let sshd = Sshd::start_with(&root, false);
+    let token = gateway::new_token();
+    let config = format!(
+        "[[upstream]]\nname = \"old\"\nurl = \"ssh://{}@127.0.0.1:{}{}\"\nssh_key_file = \"{}\"\nknown_hosts = \"{}\"\n\n{}",
+        sshd.user,
+        sshd.port,
+        root.display(),
+        sshd.client_key.display(),
+        sshd.known_hosts.display(),
+        gateway::token_toml("agent-1", &token, &["agents"])
+    );
+    let g = Gateway::start(&config);
+    let url = g.url_with_token("agent", &token, "old/repo.git");
+    let git = Git::new(&tmp.dir("client"));
+    // A v0 advertisement is never relayed as the answer to a v2 request: refused, clearly.
+    let out = git.protocol(2).clone(&url, &tmp.join("v2"), &[]);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("AcceptEnv GIT_PROTOCOL"), "{out}");
+    let dest = tmp.join("v0");
+    let out = git.protocol(0).clone(&url, &dest, &[]);
+    assert!(out.success(), "{out}\n{}\n{}", g.output(), sshd.logs());
+    assert_eq!(Some(&git.rev(&dest, "HEAD")), history.main.last());
 }

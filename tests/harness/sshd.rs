@@ -32,6 +32,13 @@ impl Sshd {
     /// Starts sshd over `root`.
     #[track_caller]
     pub fn start(root: &Path) -> Sshd {
+        Sshd::start_with(root, true)
+    }
+
+    /// Starts sshd over `root`; `accept_git_protocol: false` leaves out `AcceptEnv
+    /// GIT_PROTOCOL` (a server that only speaks v0/v1 over SSH).
+    #[track_caller]
+    pub fn start_with(root: &Path, accept_git_protocol: bool) -> Sshd {
         let tmp = Tmp::new("sshd");
         let dir = tmp.path().to_path_buf();
         let host_key = keygen(&dir.join("host_key"), "upstream-host");
@@ -56,7 +63,11 @@ impl Sshd {
         for _attempt in 0..5 {
             let port = net::free_port();
             let conf = dir.join("sshd_config");
-            std::fs::write(&conf, sshd_config(&dir, port)).expect("write sshd_config");
+            let mut text = sshd_config(&dir, port);
+            if !accept_git_protocol {
+                text = text.replace("AcceptEnv GIT_PROTOCOL\n", "");
+            }
+            std::fs::write(&conf, text).expect("write sshd_config");
             let mut cmd = Command::new(sshd_path());
             cmd.arg("-D").arg("-e").arg("-f").arg(&conf);
             let mut daemon = Daemon::spawn("sshd", &mut cmd, &dir);

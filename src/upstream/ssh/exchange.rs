@@ -180,19 +180,56 @@ impl Drop for Exchange {
     }
 }
 
-/// The advertisement, streamed: waits for its first bytes (so that a missing repository or
-/// a refused command is an error, not a broken stream), then relays up to its flush.
-pub(super) async fn advertise(mut ex: Exchange, repo: &str) -> Result<ByteStream, UpstreamError> {
-    let Some(first) = ex.next().await else {
-        return Err(ex.failure(repo));
-    };
+/// The advertisement, streamed: waits for its first packet (so that a missing repository, a
+/// refused command or a server that ignored the protocol request is an error, not a broken
+/// stream), then relays up to its flush.
+pub(super) async fn advertise(
+    mut ex: Exchange,
+    protocol: Protocol,
+    repo: &str,
+) -> Result<ByteStream, UpstreamError> {
+    let mut probe = Framer::new(Expect::Advertisement);
+    let mut head = BytesMut::new();
+    while !probe.first_seen() {
+        let Some(chunk) = ex.next().await else {
+            if head.is_empty() {
+                return Err(ex.failure(repo));
+            }
+            break;
+        };
+        if let Err(e) = probe.feed(&chunk) {
+            return Err(UpstreamError::Protocol {
+                upstream: ex.upstream.clone(),
+                detail: e.to_string(),
+            });
+        }
+        head.extend_from_slice(&chunk);
+    }
+    check_version(&ex.upstream, protocol, probe.version())?;
     Ok(relay(
         ex,
         Framer::new(Expect::Advertisement),
-        first,
+        head.freeze(),
         false,
         repo,
     ))
+}
+
+/// The session filters and frames what it relays by the version the client asked for: an
+/// upstream answering in another one is refused, never relayed.
+fn check_version(upstream: &str, asked: Protocol, answered: u8) -> Result<(), UpstreamError> {
+    let detail = match (asked == Protocol::V2, answered == 2) {
+        (true, false) => {
+            "the SSH server did not switch to protocol v2 (it must accept the GIT_PROTOCOL \
+             environment variable: AcceptEnv GIT_PROTOCOL); clients may use protocol.version=0"
+        }
+        (false, true) => "the SSH server answered with protocol v2 unasked",
+        _ => return Ok(()),
+    };
+    Err(UpstreamError::Protocol {
+        upstream: upstream.to_string(),
+        detail: detail.to_string(),
+    })
 }
 
 /// One request/response exchange: the request is sent while the advertisement the process
@@ -251,21 +288,7 @@ pub(super) async fn rpc(
     if let Some(message) = advertisement.error() {
         return Err(protocol_error(format!("the upstream said: {message}")));
     }
-    match (protocol == Protocol::V2, advertisement.version() == 2) {
-        (true, false) => {
-            return Err(protocol_error(
-                "the SSH server did not switch to protocol v2 (it must accept the \
-                 GIT_PROTOCOL environment variable: AcceptEnv GIT_PROTOCOL)"
-                    .into(),
-            ))
-        }
-        (false, true) => {
-            return Err(protocol_error(
-                "the SSH server answered with protocol v2 unasked".into(),
-            ))
-        }
-        _ => {}
-    }
+    check_version(upstream, protocol, advertisement.version())?;
     // A round of `have`s without `done` leaves upload-pack waiting for more; it dies on our
     // EOF, so its exit status says nothing about the answer.
     let lenient = matches!(expect, Expect::Upload(shape) if !shape.done);

@@ -194,6 +194,11 @@ impl Framer {
         self.version
     }
 
+    /// Whether the first packet has been seen whole (then [`Framer::version`] is known).
+    pub fn first_seen(&self) -> bool {
+        self.seen_data || self.done
+    }
+
     /// The message of an `ERR` packet that ended the answer.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()

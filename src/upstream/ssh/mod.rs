@@ -118,7 +118,7 @@ impl SshUpstream {
     ) -> Result<ByteStream, UpstreamError> {
         let command = self.command(service, path);
         let ex = exchange::Exchange::start(&self.connector, &self.name, &command, protocol).await?;
-        exchange::advertise(ex, path).await
+        exchange::advertise(ex, protocol, path).await
     }
 
     /// One stateless exchange with `service` over a fresh process.
