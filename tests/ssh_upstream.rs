@@ -50,6 +50,11 @@ fn clone_v0() {
 }
 
 #[test]
+fn clone_v1() {
+    clone_with(1);
+}
+
+#[test]
 fn clone_v2() {
     clone_with(2);
 }
