@@ -33,6 +33,8 @@ has sshd || missing+=(openssh-server)
 has openssl || missing+=(openssl)
 has node || missing+=(nodejs)
 has npm || missing+=(npm)
+# ssh, ssh-keygen: the SSH upstream's mirror fetch and the harness's keys.
+has ssh-keygen || missing+=(openssh-client)
 if ! has git || [ ! -x "$(git --exec-path 2>/dev/null)/git-http-backend" ]; then
   missing+=(git)
 fi

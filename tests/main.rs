@@ -22,3 +22,4 @@ mod robustness;
 mod routing;
 mod scan_push;
 mod serve;
+mod ssh_upstream;

@@ -9,7 +9,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use url::Url;
 
-use super::mirror::Mirrors;
+use super::mirror::{MirrorAuth, Mirrors};
 use super::{UpstreamError, UpstreamSetupError};
 use crate::config::HttpCredential;
 use crate::git::{ByteStream, Protocol, Service};
@@ -85,7 +85,12 @@ impl HttpUpstream {
     ) -> Result<PathBuf, UpstreamError> {
         let url = self.url(path, &[])?;
         self.mirrors
-            .refresh(path, &url, self.credential.as_ref(), since)
+            .refresh(
+                path,
+                &url,
+                &MirrorAuth::Http(self.credential.as_ref()),
+                since,
+            )
             .await
     }
 

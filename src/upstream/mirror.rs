@@ -1,10 +1,12 @@
-//! Mirrors of HTTP upstream repositories under `state_dir/mirrors`: blobless partial clones
-//! (commits and trees suffice to classify ref updates and list changed paths), refreshed with
-//! the vaulted credential when a push needs them.
+//! Mirrors of HTTP and SSH upstream repositories under `state_dir/mirrors`: blobless partial
+//! clones (commits and trees suffice to classify ref updates and list changed paths),
+//! refreshed with the vaulted credential when a push needs them.
 //!
-//! The credential reaches git through `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`
-//! environment variables: never on a command line (visible to every local user in `/proc`),
-//! never in the mirror's config file.
+//! An HTTP credential reaches git through `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/
+//! `GIT_CONFIG_VALUE_n` environment variables: never on a command line (visible to every local
+//! user in `/proc`), never in the mirror's config file. SSH upstreams are fetched through
+//! OpenSSH's `ssh` (`GIT_SSH_COMMAND`), given the key file's path and the pinned known_hosts
+//! file with strict host key checking: the key itself is never on a command line.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,19 @@ use crate::config::HttpCredential;
 #[derive(Default)]
 struct Freshness {
     started: Option<std::time::Instant>,
+}
+
+/// How a mirror's `git fetch` authenticates to the upstream.
+pub(crate) enum MirrorAuth<'a> {
+    /// Smart HTTP, with the Basic credential when there is one.
+    Http(Option<&'a HttpCredential>),
+    /// SSH through OpenSSH's `ssh`, with the vaulted key and the pinned host keys only.
+    Ssh {
+        /// The private key file.
+        key_file: &'a Path,
+        /// The pinned known_hosts file.
+        known_hosts: &'a Path,
+    },
 }
 
 /// The mirrors of one upstream, each refreshed by one task at a time.
@@ -49,7 +64,7 @@ impl Mirrors {
         &self,
         path: &str,
         url: &Url,
-        credential: Option<&HttpCredential>,
+        auth: &MirrorAuth<'_>,
         since: Option<std::time::Instant>,
     ) -> Result<PathBuf, UpstreamError> {
         let name = if path.ends_with(".git") {
@@ -75,9 +90,14 @@ impl Mirrors {
         freshness.started = None;
         let started = std::time::Instant::now();
         if !dir.join("HEAD").is_file() {
-            self.init(&dir, url).await?;
+            self.init(&dir).await?;
         }
-        self.git(&dir, credential)
+        // Set on every refresh: the upstream's URL may have changed in the configuration.
+        self.git(&dir, None)
+            .args(["config", "remote.origin.url", url.as_str()])
+            .run(self)
+            .await?;
+        self.git(&dir, Some(auth))
             .args([
                 "fetch",
                 "--quiet",
@@ -94,7 +114,7 @@ impl Mirrors {
         Ok(dir)
     }
 
-    async fn init(&self, dir: &Path, url: &Url) -> Result<(), UpstreamError> {
+    async fn init(&self, dir: &Path) -> Result<(), UpstreamError> {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(|e| self.failed(format!("creating the mirror: {e}")))?;
@@ -107,7 +127,6 @@ impl Mirrors {
             .run(self)
             .await?;
         for (key, value) in [
-            ("remote.origin.url", url.as_str()),
             ("remote.origin.promisor", "true"),
             ("remote.origin.partialclonefilter", "blob:none"),
             ("core.logAllRefUpdates", "false"),
@@ -120,7 +139,7 @@ impl Mirrors {
         Ok(())
     }
 
-    fn git(&self, dir: &Path, credential: Option<&HttpCredential>) -> Git {
+    fn git(&self, dir: &Path, auth: Option<&MirrorAuth<'_>>) -> Git {
         let mut cmd = Command::new("git");
         cmd.env("GIT_DIR", dir)
             .env_remove("GIT_WORK_TREE")
@@ -135,7 +154,17 @@ impl Mirrors {
             ("http.followRedirects", "false".into()),
             ("credential.helper", String::new()),
         ];
-        if let Some(c) = credential {
+        if let Some(MirrorAuth::Ssh {
+            key_file,
+            known_hosts,
+        }) = auth
+        {
+            cmd.env("GIT_SSH_COMMAND", ssh_command(key_file, known_hosts))
+                .env("GIT_SSH_VARIANT", "ssh")
+                .env_remove("GIT_SSH")
+                .env_remove("SSH_AUTH_SOCK");
+        }
+        if let Some(MirrorAuth::Http(Some(c))) = auth {
             let basic = base64::engine::general_purpose::STANDARD.encode(format!(
                 "{}:{}",
                 c.username,
@@ -157,6 +186,20 @@ impl Mirrors {
             detail,
         }
     }
+}
+
+/// OpenSSH's `ssh` with only the vaulted key and only the pinned host keys: no user or
+/// system configuration, no agent, no prompts, no learning of new host keys.
+fn ssh_command(key_file: &Path, known_hosts: &Path) -> String {
+    let quote = |p: &Path| super::ssh::sh_quote(&p.to_string_lossy());
+    format!(
+        "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o IdentityAgent=none \
+         -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null \
+         -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o CheckHostIP=no \
+         -o BatchMode=yes -o ConnectTimeout=15",
+        quote(key_file),
+        quote(known_hosts)
+    )
 }
 
 struct Git(Command);

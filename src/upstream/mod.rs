@@ -11,6 +11,7 @@
 mod file;
 mod http;
 mod mirror;
+mod ssh;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::git::{ByteStream, Protocol, Service};
 
 pub use file::FileUpstream;
 pub use http::HttpUpstream;
+pub use ssh::{SshTarget, SshUpstream};
 
 /// What went wrong talking to an upstream. Messages name the upstream and repo, never a credential.
 #[derive(Debug, thiserror::Error)]
@@ -81,13 +83,23 @@ pub enum UpstreamError {
         /// What failed (never a credential).
         detail: String,
     },
-    /// This kind of upstream is not supported yet.
-    #[error("upstream {upstream}: {kind} upstreams are not supported yet")]
-    Unsupported {
+    /// The SSH server's host key is not the one pinned in `known_hosts`: nothing was sent.
+    #[error("upstream {upstream}: host key of {host} refused: {detail}")]
+    HostKey {
         /// Upstream name.
         upstream: String,
-        /// The URL scheme.
-        kind: &'static str,
+        /// `host` or `[host]:port`, as known_hosts names it.
+        host: String,
+        /// Why (unknown, changed or revoked key, with its fingerprint).
+        detail: String,
+    },
+    /// The SSH server refused the gateway's key.
+    #[error("upstream {upstream} refused the gateway's SSH key (user {user})")]
+    SshAuth {
+        /// Upstream name.
+        upstream: String,
+        /// The login user.
+        user: String,
     },
 }
 
@@ -97,11 +109,8 @@ pub enum Upstream {
     File(FileUpstream),
     /// A smart-HTTP server.
     Http(Box<HttpUpstream>),
-    /// An SSH server (not implemented yet: every operation fails closed).
-    Ssh {
-        /// Upstream name.
-        name: String,
-    },
+    /// An SSH server.
+    Ssh(Box<SshUpstream>),
 }
 
 impl Upstream {
@@ -110,7 +119,7 @@ impl Upstream {
         match self {
             Upstream::File(f) => f.name(),
             Upstream::Http(h) => h.name(),
-            Upstream::Ssh { name } => name,
+            Upstream::Ssh(s) => s.name(),
         }
     }
 
@@ -125,10 +134,7 @@ impl Upstream {
         match self {
             Upstream::File(f) => f.advertise(path, service, protocol).await,
             Upstream::Http(h) => h.advertise(path, service, protocol).await,
-            Upstream::Ssh { name } => Err(UpstreamError::Unsupported {
-                upstream: name.clone(),
-                kind: "ssh",
-            }),
+            Upstream::Ssh(s) => s.advertise(path, service, protocol).await,
         }
     }
 
@@ -144,10 +150,7 @@ impl Upstream {
         match self {
             Upstream::File(f) => f.rpc(path, service, protocol, body).await,
             Upstream::Http(h) => h.rpc(path, service, protocol, body).await,
-            Upstream::Ssh { name } => Err(UpstreamError::Unsupported {
-                upstream: name.clone(),
-                kind: "ssh",
-            }),
+            Upstream::Ssh(s) => s.rpc(path, service, protocol, body).await,
         }
     }
 }
@@ -155,7 +158,8 @@ impl Upstream {
 impl Upstream {
     /// A git directory holding (at least) the commits and trees of the upstream repository at
     /// `path`, with its refs as the upstream has them now: the repository itself for `file://`
-    /// upstreams, a freshly fetched mirror for HTTP ones. Used read-only, as an alternate.
+    /// upstreams, a freshly fetched mirror for HTTP and SSH ones. Used read-only, as an
+    /// alternate.
     ///
     /// A mirror whose last refresh started at or after `since` is used as it is: pass the
     /// moment the client's advertisement was requested (the mirror then knows every ref the
@@ -168,31 +172,31 @@ impl Upstream {
         match self {
             Upstream::File(f) => f.history(path),
             Upstream::Http(h) => h.history(path, Some(since)).await,
-            Upstream::Ssh { name } => Err(UpstreamError::Unsupported {
-                upstream: name.clone(),
-                kind: "ssh",
-            }),
+            Upstream::Ssh(s) => s.history(path, Some(since)).await,
         }
     }
 }
 
 impl Upstream {
-    /// Starts refreshing the mirror of `path` in the background (HTTP upstreams; nothing for
-    /// the others) for an advertisement requested at `since`, so that the push which usually
+    /// Starts refreshing the mirror of `path` in the background (HTTP and SSH upstreams;
+    /// nothing for `file://` ones) for an advertisement requested at `since`, so that the push which usually
     /// follows finds the mirror fresh (`history(path, since)` then reuses it). Skipped when a
     /// refresh started after `since` already; a burst of advertisements costs one fetch.
     /// Failures are only logged: the push refreshes again and fails closed then.
     pub fn prefetch_history(self: &std::sync::Arc<Self>, path: &str, since: std::time::Instant) {
-        if !matches!(**self, Upstream::Http(_)) {
+        if matches!(**self, Upstream::File(_)) {
             return;
         }
         let upstream = self.clone();
         let path = path.to_string();
         tokio::spawn(async move {
-            if let Upstream::Http(h) = &*upstream {
-                if let Err(e) = h.history(&path, Some(since)).await {
-                    tracing::debug!(error = %e, "mirror prefetch failed");
-                }
+            let result = match &*upstream {
+                Upstream::Http(h) => h.history(&path, Some(since)).await,
+                Upstream::Ssh(s) => s.history(&path, Some(since)).await,
+                Upstream::File(_) => return,
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "mirror prefetch failed");
             }
         });
     }
@@ -223,9 +227,25 @@ impl Upstreams {
                     ca_file.as_deref(),
                     config.server.state_dir.join("mirrors"),
                 )?)),
-                UpstreamTarget::Ssh { .. } => Upstream::Ssh {
-                    name: u.name.clone(),
-                },
+                UpstreamTarget::Ssh {
+                    user,
+                    host,
+                    port,
+                    path,
+                    key_file,
+                    known_hosts,
+                } => Upstream::Ssh(Box::new(SshUpstream::new(
+                    u.name.clone(),
+                    SshTarget {
+                        user: user.clone(),
+                        host: host.clone(),
+                        port: *port,
+                        path: path.clone(),
+                        key_file: key_file.clone(),
+                        known_hosts: known_hosts.clone(),
+                    },
+                    config.server.state_dir.join("mirrors"),
+                )?)),
             };
             list.push(Arc::new(upstream));
         }
@@ -257,6 +277,34 @@ pub enum UpstreamSetupError {
         /// Upstream name.
         upstream: String,
         /// What failed.
+        detail: String,
+    },
+    /// The SSH private key (`ssh_key_file`) cannot be used. Never shows key material.
+    #[error("upstream {upstream}: cannot use ssh_key_file {path}: {detail}")]
+    SshKey {
+        /// Upstream name.
+        upstream: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The pinned host keys (`known_hosts`) cannot be used.
+    #[error("upstream {upstream}: cannot use known_hosts {path}: {detail}")]
+    KnownHosts {
+        /// Upstream name.
+        upstream: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (with the line).
+        detail: String,
+    },
+    /// Another SSH setting cannot be used.
+    #[error("upstream {upstream}: {detail}")]
+    Ssh {
+        /// Upstream name.
+        upstream: String,
+        /// What is wrong.
         detail: String,
     },
 }

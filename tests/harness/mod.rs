@@ -1,6 +1,6 @@
 //! Real parts on loopback for the integration tests: temporary folders, bare repositories with
-//! history, upstreams (`file://`, nginx + fcgiwrap + `git http-backend`), the gateway binary, the
-//! git CLI and a raw HTTP client.
+//! history, upstreams (`file://`, nginx + fcgiwrap + `git http-backend`, OpenSSH `sshd` with
+//! git-shell), the gateway binary, the git CLI and a raw HTTP client.
 #![allow(dead_code, reason = "a toolbox: not every test uses every tool")]
 
 pub mod gateway;
@@ -10,6 +10,7 @@ pub mod net;
 pub mod oidc;
 pub mod process;
 pub mod repo;
+pub mod sshd;
 pub mod stack;
 pub mod tmp;
 pub mod upstream;

@@ -17,6 +17,8 @@ pub enum Kind {
     File,
     /// `git http-backend` behind nginx with basic auth.
     Http,
+    /// OpenSSH's sshd forcing git-shell, reached with a vaulted key and a pinned host key.
+    Ssh,
 }
 
 /// Upstream + gateway + client. Upstream root layout: `repo.git` (with [`History`]) and
@@ -37,7 +39,7 @@ pub struct Stack {
     pub outside: Repo,
     /// The agent token (static `[[token]]` named `agent-1`, group `agents`).
     pub token: String,
-    /// The upstream's name in gateway URLs: `local` (file) or `web` (http).
+    /// The upstream's name in gateway URLs: `local` (file), `web` (http) or `sshup` (ssh).
     pub name: &'static str,
     /// Which upstream.
     pub kind: Kind,
@@ -80,6 +82,7 @@ impl Stack {
                     "web",
                 )
             }
+            Kind::Ssh => (Upstream::sshd(&root), "sshup"),
         };
         let token = gateway::new_token();
         let config = format!(
@@ -143,7 +146,11 @@ impl Stack {
 
     /// The gateway's output and the upstream's logs, for failure messages.
     pub fn logs(&self) -> String {
-        let upstream = self.upstream.http().map(|h| h.logs()).unwrap_or_default();
+        let upstream = match (self.upstream.http(), self.upstream.ssh()) {
+            (Some(h), _) => h.logs(),
+            (_, Some(s)) => format!("--- sshd ---\n{}", s.logs()),
+            _ => String::new(),
+        };
         format!("--- gateway ---\n{}\n{upstream}", self.gateway.output())
     }
 }

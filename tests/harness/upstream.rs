@@ -1,5 +1,5 @@
-//! Real upstreams on loopback: a folder of bare repositories (`file://`), and `git http-backend`
-//! behind nginx + fcgiwrap with basic auth.
+//! Real upstreams on loopback: a folder of bare repositories (`file://`), `git http-backend`
+//! behind nginx + fcgiwrap with basic auth, and OpenSSH's sshd forcing git-shell (`ssh://`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::net;
 use super::process::Daemon;
+use super::sshd::Sshd;
 use super::tmp::Tmp;
 
 /// Name of the environment variable that carries the upstream password to the gateway.
@@ -21,6 +22,8 @@ pub enum Upstream {
     },
     /// `http://127.0.0.1:<port>/`, smart HTTP served by `git http-backend`.
     Http(Box<HttpBackend>),
+    /// `ssh://<user>@127.0.0.1:<port>/<root>`, sshd running git-shell.
+    Ssh(Box<Sshd>),
 }
 
 /// nginx + fcgiwrap + `git http-backend` serving `root` with basic auth.
@@ -53,11 +56,18 @@ impl Upstream {
         Upstream::Http(Box::new(HttpBackend::start(root, user, password)))
     }
 
+    /// sshd over `root`, the gateway's key forced to git-shell.
+    #[track_caller]
+    pub fn sshd(root: &Path) -> Upstream {
+        Upstream::Ssh(Box::new(Sshd::start(root)))
+    }
+
     /// The folder holding the bare repositories.
     pub fn root(&self) -> &Path {
         match self {
             Upstream::File { root } => root,
             Upstream::Http(h) => &h.root,
+            Upstream::Ssh(s) => &s.root,
         }
     }
 
@@ -66,14 +76,18 @@ impl Upstream {
         match self {
             Upstream::File { root } => format!("file://{}", root.display()),
             Upstream::Http(h) => format!("http://127.0.0.1:{}/", h.port),
+            Upstream::Ssh(s) => {
+                format!("ssh://{}@127.0.0.1:{}{}", s.user, s.port, s.root.display())
+            }
         }
     }
 
     /// A URL for git to reach repository `path` directly, bypassing the gateway (credentials
-    /// included for HTTP).
+    /// included for HTTP; the folder itself for SSH).
     pub fn direct_url(&self, path: &str) -> String {
         match self {
             Upstream::File { root } => format!("file://{}/{path}", root.display()),
+            Upstream::Ssh(s) => format!("file://{}/{path}", s.root.display()),
             Upstream::Http(h) => {
                 format!(
                     "http://{}:{}@127.0.0.1:{}/{path}",
@@ -94,13 +108,19 @@ impl Upstream {
                 self.url(),
                 h.user
             ),
+            Upstream::Ssh(s) => format!(
+                "[[upstream]]\nname = \"{name}\"\nurl = \"{}\"\nssh_key_file = \"{}\"\nknown_hosts = \"{}\"\n",
+                self.url(),
+                s.client_key.display(),
+                s.known_hosts.display()
+            ),
         }
     }
 
     /// Environment the gateway needs for this upstream (the password variable).
     pub fn env(&self) -> Vec<(String, String)> {
         match self {
-            Upstream::File { .. } => Vec::new(),
+            Upstream::File { .. } | Upstream::Ssh(_) => Vec::new(),
             Upstream::Http(h) => vec![(PASSWORD_ENV.to_owned(), h.password.clone())],
         }
     }
@@ -108,7 +128,7 @@ impl Upstream {
     /// The secret the gateway must never reveal, if any.
     pub fn password(&self) -> Option<&str> {
         match self {
-            Upstream::File { .. } => None,
+            Upstream::File { .. } | Upstream::Ssh(_) => None,
             Upstream::Http(h) => Some(&h.password),
         }
     }
@@ -116,8 +136,16 @@ impl Upstream {
     /// The HTTP backend, if this is one.
     pub fn http(&self) -> Option<&HttpBackend> {
         match self {
-            Upstream::File { .. } => None,
+            Upstream::File { .. } | Upstream::Ssh(_) => None,
             Upstream::Http(h) => Some(h),
+        }
+    }
+
+    /// The sshd, if this is one.
+    pub fn ssh(&self) -> Option<&Sshd> {
+        match self {
+            Upstream::Ssh(s) => Some(s),
+            _ => None,
         }
     }
 }
