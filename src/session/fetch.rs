@@ -47,17 +47,17 @@ impl Gateway {
                 .await?;
             let body =
                 super::advertise::filter_stream(upstream, advertisement_edit(session.service)?);
-            // v2 advertises capabilities only; its refs come from `ls-refs` (filtered below).
-            Ok::<_, SessionError>(
-                if session.hidden.is_empty() || session.protocol == Protocol::V2 {
-                    body
-                } else {
-                    filter_listing(
-                        body,
-                        RefListFilter::new(session.hidden.clone(), Listing::Advertisement),
-                    )
-                },
-            )
+            // v2 advertises capabilities only (its refs come from `ls-refs`, filtered below),
+            // but an upstream may ignore the version asked for and answer with a v0 listing:
+            // the filter runs on whatever comes (capability lines pass through it unchanged).
+            Ok::<_, SessionError>(if session.hidden.is_empty() {
+                body
+            } else {
+                filter_listing(
+                    body,
+                    RefListFilter::new(session.hidden.clone(), Listing::Advertisement),
+                )
+            })
         }
         .await;
         match result {

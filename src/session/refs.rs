@@ -279,6 +279,24 @@ mod tests {
     const A: &str = "1111111111111111111111111111111111111111";
     const B: &str = "2222222222222222222222222222222222222222";
 
+    /// The advertisement filter also runs on v2 capability advertisements (an upstream may
+    /// answer v0 to a v2 request, so the gateway filters whatever comes): they pass unchanged.
+    #[test]
+    fn v2_capability_advertisements_pass_the_advertisement_filter() {
+        let caps = [
+            "version 2\n",
+            "agent=git/2.47.3\n",
+            "ls-refs=unborn\n",
+            "fetch=shallow wait-for-done filter\n",
+            "server-option\n",
+            "object-format=sha1\n",
+        ];
+        let out = run(Listing::Advertisement, &["refs/heads/secret/**"], &caps);
+        let mut expected: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+        expected.push("0000".into());
+        assert_eq!(out, expected);
+    }
+
     #[test]
     fn capabilities_move_to_the_next_visible_ref() {
         let out = run(
