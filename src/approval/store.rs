@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS approvals (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS approvals_update ON approvals(identity, repo, ref, old, new);
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status);
+-- What the serving gateway polls for, twice a second: only rows with work left.
+CREATE INDEX IF NOT EXISTS approvals_unrecorded ON approvals(created) WHERE recorded = 0;
+CREATE INDEX IF NOT EXISTS approvals_unnotified ON approvals(created) WHERE notified = 0;
+CREATE INDEX IF NOT EXISTS approvals_unapplied ON approvals(created)
+    WHERE status = 'approved' AND outcome IS NULL;
 ";
 
 const COLUMNS: &str = "id, status, identity, repo, ref, old, new, rule, reason, op, session, \

@@ -606,3 +606,26 @@ fn numstat(out: &[u8]) -> Value {
     }
     json!({"files": files, "insertions": ins, "deletions": del, "per_file": per_file})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numstat_sums_and_marks_binaries() {
+        let v = numstat(b"3\t1\tsrc/a.rs\n-\t-\timg.png\n10\t0\tdocs/b d.md\ngarbage\n");
+        assert_eq!(v["files"], 3);
+        assert_eq!(v["insertions"], 13);
+        assert_eq!(v["deletions"], 1);
+        assert_eq!(v["per_file"][1]["binary"], true);
+        assert_eq!(v["per_file"][2]["path"], "docs/b d.md");
+    }
+
+    #[test]
+    fn reasons_name_the_id_and_the_approver() {
+        assert_eq!(
+            Resolution::pending_reason("review: needs approval", "ap-1"),
+            "review: needs approval; approval pending ap-1"
+        );
+    }
+}
