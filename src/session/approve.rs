@@ -4,7 +4,7 @@
 //! and announced, and decisions made anywhere (CLI, admin API) are recorded in the chain and,
 //! with `apply_on_approve`, applied to the upstream by the gateway itself.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -82,8 +82,9 @@ impl Resolution {
 pub(super) struct ApprovalState {
     pub(super) store: Approvals,
     pub(super) notifier: crate::approval::Notifier,
-    /// Approvals a push in this process is holding: the worker leaves them to it.
-    pub(super) held: std::sync::Mutex<HashSet<String>>,
+    /// Approvals pushes in this process are holding (how many pushes each): the worker
+    /// leaves them to those pushes.
+    pub(super) held: std::sync::Mutex<HashMap<String, usize>>,
     /// Wakes the worker (a decision through the admin API).
     pub(super) wake: tokio::sync::Notify,
 }
@@ -96,28 +97,35 @@ impl ApprovalState {
                 config.approval.webhook_url.clone(),
                 config.server.public_url.clone(),
             ),
-            held: std::sync::Mutex::new(HashSet::new()),
+            held: std::sync::Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
         }
     }
 
     pub(super) fn hold(&self, ids: &[String]) {
         if let Ok(mut held) = self.held.lock() {
-            held.extend(ids.iter().cloned());
+            for id in ids {
+                *held.entry(id.clone()).or_default() += 1;
+            }
         }
     }
 
     pub(super) fn release(&self, ids: &[String]) {
         if let Ok(mut held) = self.held.lock() {
             for id in ids {
-                held.remove(id);
+                if let Some(n) = held.get_mut(id) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        held.remove(id);
+                    }
+                }
             }
         }
         self.wake.notify_one();
     }
 
     pub(super) fn is_held(&self, id: &str) -> bool {
-        self.held.lock().map(|h| h.contains(id)).unwrap_or(true)
+        self.held.lock().map(|h| h.contains_key(id)).unwrap_or(true)
     }
 }
 
