@@ -852,3 +852,68 @@ fn an_approved_delete_is_applied() {
     assert_eq!(approval(&s, &id)["outcome"], "applied");
     verify_ok(&s);
 }
+
+/// An identity in `approver_groups` decides through the admin API with its own token, and is
+/// recorded as the approver.
+#[test]
+fn an_approver_group_member_decides_with_its_own_token() {
+    let lead = new_token();
+    let admin_port = net::free_port();
+    let extra = format!(
+        "[server]\nhttp_listen = \"{{http_listen}}\"\nstate_dir = \"state\"\n\
+         admin_listen = \"127.0.0.1:{admin_port}\"\n\n{}\n{}approver_groups = [\"leads\"]\n",
+        gateway::token_toml("lead-1", &lead, &["leads"]),
+        config("wait_seconds = 0"),
+    );
+    let s = Stack::start_with(Kind::File, &extra);
+    let dest = s.clone("clone", &[]);
+    let head = s.git.commit_file(&dest, "x.txt", b"x\n", "needs review");
+    let id = push_pending(&s, &dest);
+    let admin = net::loopback(admin_port);
+    // The agent is no approver: it may neither list nor decide.
+    let agent = format!("Bearer {}", s.token);
+    assert_eq!(
+        http::get(admin, "/api/approvals", &[("Authorization", &agent)]).status,
+        403
+    );
+    let bearer = format!("Bearer {lead}");
+    let r = http::post(
+        admin,
+        &format!("/api/approvals/{id}/approve"),
+        // A member cannot name someone else as the approver.
+        &[("Authorization", &bearer)],
+        br#"{"comment": "fine", "by": "someone-else"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let a = approval(&s, &id);
+    assert_eq!(
+        (a["by"].as_str(), a["comment"].as_str()),
+        (Some("lead-1"), Some("fine"))
+    );
+    eventually("the gateway to apply the approved update", || {
+        s.repo.rev("refs/heads/main").as_deref() == Some(head.as_str())
+    });
+}
+
+/// `--atomic` with a held update: when the wait ends undecided, nothing of the push lands.
+#[test]
+fn an_atomic_push_with_an_undecided_update_lands_nothing() {
+    let s = Stack::start_with(Kind::File, &config("wait_seconds = 1"));
+    let dest = s.clone("clone", &[]);
+    s.git.commit_file(&dest, "x.txt", b"x\n", "needs review");
+    let before = s.repo.refs();
+    let out = s.git.push(
+        &dest,
+        &[
+            "--atomic",
+            "origin",
+            "HEAD:refs/heads/main",
+            "HEAD:refs/heads/elsewhere",
+        ],
+    );
+    assert!(!out.success(), "{out}");
+    let id = id_in(&out);
+    assert!(out.stderr.contains("atomic push failed"), "{out}");
+    assert_eq!(s.repo.refs(), before);
+    assert_eq!(approval(&s, &id)["status"], "pending");
+}
