@@ -783,9 +783,16 @@ fn the_demo_holds_updates_of_main_for_approval() {
 /// `secret-scan`, and `replay` of the push shows the request, the decision and the outcome.
 #[test]
 fn a_secret_scan_hit_can_be_approved() {
+    let admin_token = new_token();
+    let admin_port = net::free_port();
     let s = Stack::start_with(
         Kind::File,
-        "[scan]\naction = \"approve\"\n\n[approval]\nwait_seconds = 0\n",
+        &format!(
+            "[server]\nhttp_listen = \"{{http_listen}}\"\nstate_dir = \"state\"\n\
+             admin_listen = \"127.0.0.1:{admin_port}\"\n\n[admin]\ntoken_sha256 = \"{}\"\n\n\
+             [scan]\naction = \"approve\"\n\n[approval]\nwait_seconds = 0\n",
+            token_sha256(&admin_token)
+        ),
     );
     let dest = s.clone("clone", &[]);
     s.git.ok(&dest, &["checkout", "-q", "-b", "fixture"]);
@@ -809,6 +816,22 @@ fn a_secret_scan_hit_can_be_approved() {
     let a = approval(&s, &id);
     assert_eq!(a["rule"], "secret-scan");
     assert_eq!(a["ref"], "refs/heads/fixture");
+    // The reviewer sees the finding, redacted.
+    let r = http::get(
+        net::loopback(admin_port),
+        &format!("/api/approvals/{id}"),
+        &[("Authorization", &format!("Bearer {admin_token}"))],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        !r.text().contains("kX9vR2mQ"),
+        "a secret value in the API: {}",
+        r.text()
+    );
+    let v: Value = serde_json::from_str(&r.text()).unwrap_or_default();
+    let finding = &v["details"]["findings"][0];
+    assert_eq!(finding["detector"], "aws-access-key-id");
+    assert_eq!(finding["path"], "test/creds.py");
     assert!(decide(&s, "approve", &id, "alice", Some("test fixture")).success());
     eventually("the gateway to create the branch", || {
         s.repo.rev("refs/heads/fixture").as_deref() == Some(head.as_str())

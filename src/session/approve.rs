@@ -362,6 +362,7 @@ impl Gateway {
         session: &Session,
         op_id: &str,
         decided: &[Decided],
+        scan: &super::secrets::ScanResult,
         git_dir: &std::path::Path,
     ) -> Result<Vec<Option<Resolution>>, SessionError> {
         let mut out = Vec::with_capacity(decided.len());
@@ -409,7 +410,10 @@ impl Gateway {
                 },
                 Found::Nothing => {
                     let id = crate::approval::new_id();
-                    let details = details(d, decided.len(), &session.repo.path, git_dir).await;
+                    let mut details = details(d, decided.len(), &session.repo.path, git_dir).await;
+                    if let Some(obj) = details.as_object_mut() {
+                        obj.insert("findings".into(), findings(d, scan));
+                    }
                     Resolution::Held {
                         id: id.clone(),
                         rule: rule.clone(),
@@ -597,6 +601,29 @@ async fn details(d: &Decided, refs_in_push: usize, path: &str, git_dir: &std::pa
         "files": d.paths.iter().take(5000).collect::<Vec<_>>(),
         "diff": diff,
     })
+}
+
+/// The secret-scan findings in the files this update changes (redacted: detector, path,
+/// line, the 4-character preview the client saw).
+fn findings(d: &Decided, scan: &super::secrets::ScanResult) -> Value {
+    let mut out: Vec<Value> = scan
+        .findings
+        .values()
+        .flatten()
+        .filter(|f| d.paths.contains(&f.path))
+        .map(|f| {
+            json!({
+                "detector": f.detector,
+                "path": f.path,
+                "line": f.line,
+                "preview": f.preview,
+                "fingerprint": f.fingerprint,
+            })
+        })
+        .collect();
+    out.sort_by_key(|v| (v["path"].to_string(), v["line"].as_u64()));
+    out.truncate(1000);
+    Value::Array(out)
 }
 
 /// `git diff --numstat` as `{files, insertions, deletions, per_file: [...]}`.

@@ -203,7 +203,7 @@ impl Gateway {
         let resolutions = if atomic && outright_deny {
             decided.iter().map(|_| None).collect()
         } else {
-            self.resolve_approvals(session, &op.id, &decided, quarantine.git_dir())
+            self.resolve_approvals(session, &op.id, &decided, &scan, quarantine.git_dir())
                 .await?
         };
 
