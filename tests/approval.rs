@@ -202,6 +202,35 @@ fn held_push_approved_while_waiting(kind: Kind) {
             .iter()
             .any(|r| r["approval"] == id && r["status"] == "approved" && r["by"] == "alice")
     });
+    // Plain `audit log` lists the decision with the operations, shaped like one.
+    let log = gitgate(&s, &["audit", "log", "--format", "json"]);
+    let decision: Value = log
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["kind"] == "decision")
+        .unwrap_or_else(|| panic!("no decision in `audit log`: {log}"));
+    for key in [
+        "id",
+        "session",
+        "time",
+        "identity",
+        "transport",
+        "repo",
+        "service",
+        "decision",
+    ] {
+        assert!(!decision[key].is_null(), "{key} missing in {decision}");
+    }
+    assert_eq!(decision["decision"], "allow");
+    assert_eq!(decision["transport"], "http");
+    assert_eq!(decision["refs"][0]["ref"], "refs/heads/main");
+    assert_eq!(
+        decision["refs"][0]["reason"],
+        format!("approval {id} approved by alice: looks good")
+    );
+    let text = gitgate(&s, &["audit", "log"]);
+    assert!(text.stdout.contains("decision"), "{text}");
     verify_ok(&s);
 }
 

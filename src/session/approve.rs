@@ -70,11 +70,7 @@ impl Resolution {
 
     /// The reason a denied approval gives.
     pub(super) fn denied_reason(a: &Approval) -> String {
-        let by = a.by.as_deref().unwrap_or("?");
-        match a.comment.as_deref().filter(|c| !c.is_empty()) {
-            Some(c) => format!("approval {} denied by {by}: {c}", a.id),
-            None => format!("approval {} denied by {by}", a.id),
-        }
+        decision_reason(a)
     }
 }
 
@@ -154,7 +150,9 @@ struct ApprovalRecord<'a> {
     decision: &'static str,
 }
 
-/// The chained record of a decision (kind `decision`).
+/// The chained record of a decision (kind `decision`). Shaped like an operation record
+/// (identity, transport, repo, service, decision, refs, pack of the push that asked), so that
+/// `audit log` shows decisions among the operations they decide, plus the approval's fields.
 #[derive(Serialize)]
 struct DecisionRecord<'a> {
     id: String,
@@ -162,7 +160,15 @@ struct DecisionRecord<'a> {
     op: &'a str,
     session: &'a str,
     identity: &'a str,
+    transport: Value,
     repo: &'a str,
+    service: &'static str,
+    /// `allow` when approved, `deny` when denied or expired.
+    decision: &'static str,
+    reason: String,
+    refs: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pack: Option<Value>,
     #[serde(rename = "ref")]
     refname: &'a str,
     old: &'a str,
@@ -174,6 +180,24 @@ struct DecisionRecord<'a> {
     decided_at: Option<&'a str>,
 }
 
+/// Why a decided approval lets its update through or not, in words (`approval ap-1 approved
+/// by alice: ok`).
+pub fn decision_reason(a: &Approval) -> String {
+    let mut reason = match a.status {
+        Status::Expired => format!("approval {} expired undecided", a.id),
+        status => format!(
+            "approval {} {status} by {}",
+            a.id,
+            a.by.as_deref().unwrap_or("?")
+        ),
+    };
+    if let Some(c) = a.comment.as_deref().filter(|c| !c.is_empty()) {
+        reason.push_str(": ");
+        reason.push_str(c);
+    }
+    reason
+}
+
 /// The id of the decision record of approval `id`: one decision, one record, whoever
 /// appends it (gateway or CLI), however often it is tried.
 pub fn decision_record_id(id: &str) -> String {
@@ -182,13 +206,43 @@ pub fn decision_record_id(id: &str) -> String {
 
 /// Appends the decision on `a` to the chain; an already recorded decision is success.
 pub fn record_decision(audit: &crate::audit::Audit, a: &Approval) -> Result<(), AuditError> {
+    // The push that asked: its transport, the ref's op and its pack.
+    let asked = audit
+        .record(&a.op)?
+        .map(|r| r.value())
+        .unwrap_or(Value::Null);
+    let op = asked
+        .get("refs")
+        .and_then(Value::as_array)
+        .and_then(|refs| refs.iter().find(|r| r["ref"] == a.refname.as_str()))
+        .map(|r| r["op"].clone())
+        .unwrap_or(Value::Null);
+    let decision = if a.status == Status::Approved {
+        "allow"
+    } else {
+        "deny"
+    };
+    let reason = decision_reason(a);
     let body = DecisionRecord {
         id: decision_record_id(&a.id),
         approval: &a.id,
         op: &a.op,
         session: &a.session,
         identity: &a.identity,
+        transport: asked.get("transport").cloned().unwrap_or(Value::Null),
         repo: &a.repo,
+        service: "receive-pack",
+        decision,
+        refs: vec![json!({
+            "ref": a.refname,
+            "old": a.old,
+            "new": a.new,
+            "op": op,
+            "decision": decision,
+            "reason": reason,
+        })],
+        reason,
+        pack: asked.get("pack").cloned(),
         refname: &a.refname,
         old: &a.old,
         new: &a.new,

@@ -301,14 +301,9 @@ impl Gateway {
                         Decision::Allow,
                         Some(format!("approval {}: applied already", a.id)),
                     ),
-                    (_, _, Some(Resolution::Approved(a))) => (
-                        Decision::Allow,
-                        Some(format!(
-                            "approval {} by {}",
-                            a.id,
-                            a.by.as_deref().unwrap_or("?")
-                        )),
-                    ),
+                    (_, _, Some(Resolution::Approved(a))) => {
+                        (Decision::Allow, Some(super::approve::decision_reason(a)))
+                    }
                     _ if d.verdict.decision == Decision::Allow => (Decision::Allow, None),
                     _ => (d.verdict.decision, Some(d.verdict.reason.clone())),
                 };
