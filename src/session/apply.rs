@@ -172,7 +172,7 @@ impl Gateway {
             .ok_or_else(|| SessionError::Internal("the approval names no path".into()))?;
         let upstream_name = a.repo.split('/').next().unwrap_or_default();
         let repo = super::route::route(&self.upstreams, &format!("{upstream_name}/{path}"))?;
-        let history = super::approve::history_now(&repo).await?;
+        let history = repo.upstream.history(&repo.path).await?;
         let current = current_ref(&history, &a.refname).await?;
         let zero = "0".repeat(a.old.len());
         let expected = if a.old == zero {

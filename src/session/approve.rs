@@ -383,7 +383,7 @@ impl Gateway {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 (Status::Approved, Some(Outcome::Applied | Outcome::Pushed)) => {
-                    let history = history_now(&session.repo).await?;
+                    let history = session.repo.upstream.history(&session.repo.path).await?;
                     let current = current_ref(&history, &a.refname).await?;
                     return Ok(if current.as_deref() == Some(a.new.as_str()) {
                         Found::Done(a)
@@ -573,13 +573,6 @@ impl Gateway {
             tracing::error!(error = %e, "approvals: cannot note what a push relayed");
         }
     }
-}
-
-/// A git dir with the upstream's refs as they are now (a mirror refreshed now for HTTP).
-pub(super) async fn history_now(
-    repo: &super::Repo,
-) -> Result<std::path::PathBuf, crate::upstream::UpstreamError> {
-    repo.upstream.history(&repo.path).await
 }
 
 /// The id `refname` has in the git dir `dir` (`None`: no such ref).
