@@ -330,6 +330,15 @@ impl Approvals {
         Ok(())
     }
 
+    /// Releases the relaying claim on approval `id` (a push that claimed it failed early).
+    pub fn release_claim(&self, id: &str) -> Result<(), ApprovalError> {
+        self.conn()?.execute(
+            "UPDATE approvals SET outcome = NULL WHERE id = ?1 AND outcome = 'relaying'",
+            [id],
+        )?;
+        Ok(())
+    }
+
     /// Releases every claim in flight (`relaying`, `applying`): for a gateway starting up,
     /// when no push of its own can hold one. Returns how many.
     pub fn release_claims(&self) -> Result<usize, ApprovalError> {

@@ -125,6 +125,49 @@ impl ApprovalState {
     }
 }
 
+/// Releases a push's claims on approved updates if the push ends before settling them (an
+/// error on the way): the approval then still covers a retry, or the gateway applies it.
+pub(super) struct ClaimGuard {
+    store: Approvals,
+    ids: Vec<String>,
+}
+
+impl ClaimGuard {
+    pub(super) fn new(store: Approvals, ids: Vec<String>) -> ClaimGuard {
+        ClaimGuard { store, ids }
+    }
+
+    /// The claims are settled elsewhere from now on.
+    pub(super) fn disarm(&mut self) {
+        self.ids.clear();
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.ids);
+        let store = self.store.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let released = store
+                    .run(move |s| {
+                        for id in &ids {
+                            s.release_claim(id)?;
+                        }
+                        Ok(())
+                    })
+                    .await;
+                if let Err(e) = released {
+                    tracing::error!(error = %e, "approvals: cannot release a claim");
+                }
+            });
+        }
+    }
+}
+
 /// Who decides through the admin API.
 #[derive(Debug, Clone)]
 pub struct Approver {

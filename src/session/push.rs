@@ -250,6 +250,11 @@ impl Gateway {
                 )),
             }
         }
+        // Claims are settled by `finish` or the refusals below; an early error releases them.
+        let mut claim_guard = super::approve::ClaimGuard::new(
+            self.approvals().clone(),
+            claims.iter().map(|(id, _)| id.clone()).collect(),
+        );
         let wait = self.config().approval.wait;
         if wait.is_zero() {
             for h in held.drain(..) {
@@ -314,6 +319,8 @@ impl Gateway {
         if indexed.is_some() {
             body.pack = self.keep_pack(&spool).await;
             if body.pack.is_none() {
+                claim_guard.disarm();
+                claim_guard.disarm();
                 self.settle_claims(claims.iter().map(|(id, _)| (id.clone(), false)).collect())
                     .await;
                 return Err(SessionError::Unrecorded(
@@ -326,6 +333,7 @@ impl Gateway {
             Err(e) => Err(e),
         };
         if let Err(e) = recorded {
+            claim_guard.disarm();
             self.settle_claims(claims.iter().map(|(id, _)| (id.clone(), false)).collect())
                 .await;
             let refs = order
@@ -342,6 +350,7 @@ impl Gateway {
             return Ok(once(format.encode(&messages, &report)?));
         }
 
+        claim_guard.disarm();
         let tail = Tail {
             session: session.clone(),
             format,
