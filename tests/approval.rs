@@ -202,6 +202,35 @@ fn held_push_approved_while_waiting(kind: Kind) {
             .iter()
             .any(|r| r["approval"] == id && r["status"] == "approved" && r["by"] == "alice")
     });
+    // Plain `audit log` lists the decision with the operations, shaped like one.
+    let log = gitgate(&s, &["audit", "log", "--format", "json"]);
+    let decision: Value = log
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["kind"] == "decision")
+        .unwrap_or_else(|| panic!("no decision in `audit log`: {log}"));
+    for key in [
+        "id",
+        "session",
+        "time",
+        "identity",
+        "transport",
+        "repo",
+        "service",
+        "decision",
+    ] {
+        assert!(!decision[key].is_null(), "{key} missing in {decision}");
+    }
+    assert_eq!(decision["decision"], "allow");
+    assert_eq!(decision["transport"], "http");
+    assert_eq!(decision["refs"][0]["ref"], "refs/heads/main");
+    assert_eq!(
+        decision["refs"][0]["reason"],
+        format!("approval {id} approved by alice: looks good")
+    );
+    let text = gitgate(&s, &["audit", "log"]);
+    assert!(text.stdout.contains("decision"), "{text}");
     verify_ok(&s);
 }
 
@@ -783,9 +812,16 @@ fn the_demo_holds_updates_of_main_for_approval() {
 /// `secret-scan`, and `replay` of the push shows the request, the decision and the outcome.
 #[test]
 fn a_secret_scan_hit_can_be_approved() {
+    let admin_token = new_token();
+    let admin_port = net::free_port();
     let s = Stack::start_with(
         Kind::File,
-        "[scan]\naction = \"approve\"\n\n[approval]\nwait_seconds = 0\n",
+        &format!(
+            "[server]\nhttp_listen = \"{{http_listen}}\"\nstate_dir = \"state\"\n\
+             admin_listen = \"127.0.0.1:{admin_port}\"\n\n[admin]\ntoken_sha256 = \"{}\"\n\n\
+             [scan]\naction = \"approve\"\n\n[approval]\nwait_seconds = 0\n",
+            token_sha256(&admin_token)
+        ),
     );
     let dest = s.clone("clone", &[]);
     s.git.ok(&dest, &["checkout", "-q", "-b", "fixture"]);
@@ -809,6 +845,22 @@ fn a_secret_scan_hit_can_be_approved() {
     let a = approval(&s, &id);
     assert_eq!(a["rule"], "secret-scan");
     assert_eq!(a["ref"], "refs/heads/fixture");
+    // The reviewer sees the finding, redacted.
+    let r = http::get(
+        net::loopback(admin_port),
+        &format!("/api/approvals/{id}"),
+        &[("Authorization", &format!("Bearer {admin_token}"))],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        !r.text().contains("kX9vR2mQ"),
+        "a secret value in the API: {}",
+        r.text()
+    );
+    let v: Value = serde_json::from_str(&r.text()).unwrap_or_default();
+    let finding = &v["details"]["findings"][0];
+    assert_eq!(finding["detector"], "aws-access-key-id");
+    assert_eq!(finding["path"], "test/creds.py");
     assert!(decide(&s, "approve", &id, "alice", Some("test fixture")).success());
     eventually("the gateway to create the branch", || {
         s.repo.rev("refs/heads/fixture").as_deref() == Some(head.as_str())
@@ -851,4 +903,69 @@ fn an_approved_delete_is_applied() {
     });
     assert_eq!(approval(&s, &id)["outcome"], "applied");
     verify_ok(&s);
+}
+
+/// An identity in `approver_groups` decides through the admin API with its own token, and is
+/// recorded as the approver.
+#[test]
+fn an_approver_group_member_decides_with_its_own_token() {
+    let lead = new_token();
+    let admin_port = net::free_port();
+    let extra = format!(
+        "[server]\nhttp_listen = \"{{http_listen}}\"\nstate_dir = \"state\"\n\
+         admin_listen = \"127.0.0.1:{admin_port}\"\n\n{}\n{}approver_groups = [\"leads\"]\n",
+        gateway::token_toml("lead-1", &lead, &["leads"]),
+        config("wait_seconds = 0"),
+    );
+    let s = Stack::start_with(Kind::File, &extra);
+    let dest = s.clone("clone", &[]);
+    let head = s.git.commit_file(&dest, "x.txt", b"x\n", "needs review");
+    let id = push_pending(&s, &dest);
+    let admin = net::loopback(admin_port);
+    // The agent is no approver: it may neither list nor decide.
+    let agent = format!("Bearer {}", s.token);
+    assert_eq!(
+        http::get(admin, "/api/approvals", &[("Authorization", &agent)]).status,
+        403
+    );
+    let bearer = format!("Bearer {lead}");
+    let r = http::post(
+        admin,
+        &format!("/api/approvals/{id}/approve"),
+        // A member cannot name someone else as the approver.
+        &[("Authorization", &bearer)],
+        br#"{"comment": "fine", "by": "someone-else"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let a = approval(&s, &id);
+    assert_eq!(
+        (a["by"].as_str(), a["comment"].as_str()),
+        (Some("lead-1"), Some("fine"))
+    );
+    eventually("the gateway to apply the approved update", || {
+        s.repo.rev("refs/heads/main").as_deref() == Some(head.as_str())
+    });
+}
+
+/// `--atomic` with a held update: when the wait ends undecided, nothing of the push lands.
+#[test]
+fn an_atomic_push_with_an_undecided_update_lands_nothing() {
+    let s = Stack::start_with(Kind::File, &config("wait_seconds = 1"));
+    let dest = s.clone("clone", &[]);
+    s.git.commit_file(&dest, "x.txt", b"x\n", "needs review");
+    let before = s.repo.refs();
+    let out = s.git.push(
+        &dest,
+        &[
+            "--atomic",
+            "origin",
+            "HEAD:refs/heads/main",
+            "HEAD:refs/heads/elsewhere",
+        ],
+    );
+    assert!(!out.success(), "{out}");
+    let id = id_in(&out);
+    assert!(out.stderr.contains("atomic push failed"), "{out}");
+    assert_eq!(s.repo.refs(), before);
+    assert_eq!(approval(&s, &id)["status"], "pending");
 }

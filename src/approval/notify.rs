@@ -169,3 +169,56 @@ pub fn payload(event: Event, approval: &Approval, public_url: Option<&url::Url>)
 pub fn link(base: &url::Url, id: &str) -> String {
     format!("{}/approvals/{id}", base.as_str().trim_end_matches('/'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::Outcome;
+
+    fn approval(status: Status) -> Approval {
+        Approval {
+            id: "ap-1".into(),
+            status,
+            identity: "agent-1".into(),
+            repo: "local/demo".into(),
+            refname: "refs/heads/main".into(),
+            old: "a".repeat(40),
+            new: "b".repeat(40),
+            rule: "review-main".into(),
+            reason: "review-main: needs approval".into(),
+            op: "op".into(),
+            session: "s".into(),
+            created: "2024-01-01T00:00:00.000Z".into(),
+            expires: "2024-01-02T00:00:00.000Z".into(),
+            decided_at: None,
+            by: Some("alice".into()),
+            comment: Some("ok".into()),
+            outcome: Some(Outcome::Applied),
+            outcome_detail: None,
+        }
+    }
+
+    #[test]
+    fn events_carry_a_slack_text_and_the_approval() {
+        let base = url::Url::parse("https://gitgate.example/").ok();
+        let p = payload(Event::Pending, &approval(Status::Pending), base.as_ref());
+        assert_eq!(p["event"], "approval.pending");
+        let text = p["text"].as_str().unwrap_or_default();
+        assert!(text.contains("agent-1 asks to update refs/heads/main in local/demo"));
+        assert!(text.contains("gitgate approvals approve ap-1"));
+        assert_eq!(p["approval"]["ref"], "refs/heads/main");
+        assert_eq!(p["url"], "https://gitgate.example/approvals/ap-1");
+
+        let p = payload(Event::Decided, &approval(Status::Approved), None);
+        assert_eq!(p["event"], "approval.approved");
+        assert!(p["text"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("approved by alice: ok"));
+        assert!(p.get("url").is_none());
+        let p = payload(Event::Decided, &approval(Status::Denied), None);
+        assert_eq!(p["event"], "approval.denied");
+        let p = payload(Event::Decided, &approval(Status::Expired), None);
+        assert_eq!(p["event"], "approval.expired");
+    }
+}

@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS approvals (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS approvals_update ON approvals(identity, repo, ref, old, new);
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status);
+-- What the serving gateway polls for, twice a second: only rows with work left.
+CREATE INDEX IF NOT EXISTS approvals_unrecorded ON approvals(created) WHERE recorded = 0;
+CREATE INDEX IF NOT EXISTS approvals_unnotified ON approvals(created) WHERE notified = 0;
+CREATE INDEX IF NOT EXISTS approvals_unapplied ON approvals(created)
+    WHERE status = 'approved' AND outcome IS NULL;
 ";
 
 const COLUMNS: &str = "id, status, identity, repo, ref, old, new, rule, reason, op, session, \
@@ -325,6 +330,24 @@ impl Approvals {
         Ok(())
     }
 
+    /// Releases the relaying claim on approval `id` (a push that claimed it failed early).
+    pub fn release_claim(&self, id: &str) -> Result<(), ApprovalError> {
+        self.conn()?.execute(
+            "UPDATE approvals SET outcome = NULL WHERE id = ?1 AND outcome = 'relaying'",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Releases every claim in flight (`relaying`, `applying`): for a gateway starting up,
+    /// when no push of its own can hold one. Returns how many.
+    pub fn release_claims(&self) -> Result<usize, ApprovalError> {
+        Ok(self.conn()?.execute(
+            "UPDATE approvals SET outcome = NULL WHERE outcome IN ('relaying', 'applying')",
+            [],
+        )?)
+    }
+
     /// Decided approvals whose decision is not in the chain yet.
     pub fn unrecorded(&self) -> Result<Vec<Approval>, ApprovalError> {
         self.select("status != 'pending' AND recorded = 0", &[])
@@ -490,8 +513,15 @@ mod tests {
             s.decide("ap-1", Verdict::Deny, "bob", None, now),
             Err(ApprovalError::AlreadyDecided { .. })
         ));
-        assert!(s.claim("ap-1", Outcome::Pushed).unwrap_or(false));
+        assert!(s.claim("ap-1", Outcome::Relaying).unwrap_or(false));
         assert!(!s.claim("ap-1", Outcome::Applying).unwrap_or(true));
+        // A claim left by a crash is released at the next start; a final outcome is not.
+        assert_eq!(s.release_claims().unwrap_or(0), 1);
+        assert!(s.claim("ap-1", Outcome::Applying).unwrap_or(false));
+        s.set_outcome("ap-1", Some(Outcome::Applied), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.release_claims().unwrap_or(9), 0);
+        assert!(s.unapplied().unwrap_or_default().is_empty());
         assert_eq!(s.unrecorded().map(|v| v.len()).unwrap_or(0), 1);
     }
 

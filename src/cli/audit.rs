@@ -102,8 +102,8 @@ pub struct LogArgs {
     #[arg(long)]
     pub session: Option<String>,
     /// Record kinds to show (`operation`, `result`, `approval`, `decision`, `prune`, or
-    /// `all`).
-    #[arg(long, value_delimiter = ',', default_value = "operation")]
+    /// `all`). Decisions on held updates are shown with the operations by default.
+    #[arg(long, value_delimiter = ',', default_value = "operation,decision")]
     pub kind: Vec<String>,
 }
 
@@ -237,7 +237,10 @@ pub(super) fn text_line(r: &StoredRecord) -> String {
     let v = r.value();
     let s = |name: &str| clean(v.get(name).and_then(Value::as_str).unwrap_or("-"));
     let mut line = format!("{}  {}", r.time, clean(&r.id));
-    if r.kind == "operation" {
+    if r.kind == "operation" || r.kind == "decision" {
+        if r.kind == "decision" {
+            line.push_str("  decision");
+        }
         line.push_str(&format!(
             "  {}  {}  {} {}  {}",
             s("identity"),

@@ -41,6 +41,13 @@ impl Gateway {
     /// approvals, record decisions made anywhere in the chain, announce them, and apply
     /// approved updates nobody relayed (with `apply_on_approve`).
     pub async fn run_approvals(self: Arc<Self>, shutdown: CancellationToken) {
+        // Claims left by a previous run (a crash mid-relay) belong to nobody now: release
+        // them; applying checks the upstream first, so nothing is relayed twice.
+        match self.approval.store.run(|s| s.release_claims()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(count = n, "approvals: released claims a previous run left"),
+            Err(e) => tracing::error!(error = %e, "approvals: cannot release old claims"),
+        }
         loop {
             if let Err(e) = self.approvals_tick().await {
                 tracing::warn!(error = %e, "approvals: background work failed; retrying");
@@ -113,6 +120,12 @@ impl Gateway {
     /// The outcome is recorded.
     async fn apply(&self, a: &Approval) -> (Outcome, Option<String>) {
         let (outcome, unpack, refs, error) = match self.apply_inner(a).await {
+            Ok(Applied::Already) => (
+                Outcome::Applied,
+                None,
+                Vec::new(),
+                Some(format!("{} is at {} already", a.refname, a.new)),
+            ),
             Ok(Applied::Stale(current)) => (
                 Outcome::Stale,
                 None,
@@ -183,7 +196,16 @@ impl Gateway {
         } else {
             Some(a.old.clone())
         };
+        let target = if a.new == zero {
+            None
+        } else {
+            Some(a.new.clone())
+        };
         if current != expected {
+            // Already where the update leads (a relay whose outcome a crash lost): done.
+            if current == target {
+                return Ok(Applied::Already);
+            }
             return Ok(Applied::Stale(current.unwrap_or_else(|| "nothing".into())));
         }
         let command = Command {
@@ -296,6 +318,7 @@ impl Gateway {
 }
 
 enum Applied {
+    Already,
     Stale(String),
     Relayed {
         unpack: String,

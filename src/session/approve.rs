@@ -4,7 +4,7 @@
 //! and announced, and decisions made anywhere (CLI, admin API) are recorded in the chain and,
 //! with `apply_on_approve`, applied to the upstream by the gateway itself.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -70,11 +70,7 @@ impl Resolution {
 
     /// The reason a denied approval gives.
     pub(super) fn denied_reason(a: &Approval) -> String {
-        let by = a.by.as_deref().unwrap_or("?");
-        match a.comment.as_deref().filter(|c| !c.is_empty()) {
-            Some(c) => format!("approval {} denied by {by}: {c}", a.id),
-            None => format!("approval {} denied by {by}", a.id),
-        }
+        decision_reason(a)
     }
 }
 
@@ -82,8 +78,9 @@ impl Resolution {
 pub(super) struct ApprovalState {
     pub(super) store: Approvals,
     pub(super) notifier: crate::approval::Notifier,
-    /// Approvals a push in this process is holding: the worker leaves them to it.
-    pub(super) held: std::sync::Mutex<HashSet<String>>,
+    /// Approvals pushes in this process are holding (how many pushes each): the worker
+    /// leaves them to those pushes.
+    pub(super) held: std::sync::Mutex<HashMap<String, usize>>,
     /// Wakes the worker (a decision through the admin API).
     pub(super) wake: tokio::sync::Notify,
 }
@@ -96,28 +93,78 @@ impl ApprovalState {
                 config.approval.webhook_url.clone(),
                 config.server.public_url.clone(),
             ),
-            held: std::sync::Mutex::new(HashSet::new()),
+            held: std::sync::Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
         }
     }
 
     pub(super) fn hold(&self, ids: &[String]) {
         if let Ok(mut held) = self.held.lock() {
-            held.extend(ids.iter().cloned());
+            for id in ids {
+                *held.entry(id.clone()).or_default() += 1;
+            }
         }
     }
 
     pub(super) fn release(&self, ids: &[String]) {
         if let Ok(mut held) = self.held.lock() {
             for id in ids {
-                held.remove(id);
+                if let Some(n) = held.get_mut(id) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        held.remove(id);
+                    }
+                }
             }
         }
         self.wake.notify_one();
     }
 
     pub(super) fn is_held(&self, id: &str) -> bool {
-        self.held.lock().map(|h| h.contains(id)).unwrap_or(true)
+        self.held.lock().map(|h| h.contains_key(id)).unwrap_or(true)
+    }
+}
+
+/// Releases a push's claims on approved updates if the push ends before settling them (an
+/// error on the way): the approval then still covers a retry, or the gateway applies it.
+pub(super) struct ClaimGuard {
+    store: Approvals,
+    ids: Vec<String>,
+}
+
+impl ClaimGuard {
+    pub(super) fn new(store: Approvals, ids: Vec<String>) -> ClaimGuard {
+        ClaimGuard { store, ids }
+    }
+
+    /// The claims are settled elsewhere from now on.
+    pub(super) fn disarm(&mut self) {
+        self.ids.clear();
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.ids);
+        let store = self.store.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let released = store
+                    .run(move |s| {
+                        for id in &ids {
+                            s.release_claim(id)?;
+                        }
+                        Ok(())
+                    })
+                    .await;
+                if let Err(e) = released {
+                    tracing::error!(error = %e, "approvals: cannot release a claim");
+                }
+            });
+        }
     }
 }
 
@@ -146,7 +193,9 @@ struct ApprovalRecord<'a> {
     decision: &'static str,
 }
 
-/// The chained record of a decision (kind `decision`).
+/// The chained record of a decision (kind `decision`). Shaped like an operation record
+/// (identity, transport, repo, service, decision, refs, pack of the push that asked), so that
+/// `audit log` shows decisions among the operations they decide, plus the approval's fields.
 #[derive(Serialize)]
 struct DecisionRecord<'a> {
     id: String,
@@ -154,7 +203,15 @@ struct DecisionRecord<'a> {
     op: &'a str,
     session: &'a str,
     identity: &'a str,
+    transport: Value,
     repo: &'a str,
+    service: &'static str,
+    /// `allow` when approved, `deny` when denied or expired.
+    decision: &'static str,
+    reason: String,
+    refs: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pack: Option<Value>,
     #[serde(rename = "ref")]
     refname: &'a str,
     old: &'a str,
@@ -166,6 +223,24 @@ struct DecisionRecord<'a> {
     decided_at: Option<&'a str>,
 }
 
+/// Why a decided approval lets its update through or not, in words (`approval ap-1 approved
+/// by alice: ok`).
+pub fn decision_reason(a: &Approval) -> String {
+    let mut reason = match a.status {
+        Status::Expired => format!("approval {} expired undecided", a.id),
+        status => format!(
+            "approval {} {status} by {}",
+            a.id,
+            a.by.as_deref().unwrap_or("?")
+        ),
+    };
+    if let Some(c) = a.comment.as_deref().filter(|c| !c.is_empty()) {
+        reason.push_str(": ");
+        reason.push_str(c);
+    }
+    reason
+}
+
 /// The id of the decision record of approval `id`: one decision, one record, whoever
 /// appends it (gateway or CLI), however often it is tried.
 pub fn decision_record_id(id: &str) -> String {
@@ -174,13 +249,43 @@ pub fn decision_record_id(id: &str) -> String {
 
 /// Appends the decision on `a` to the chain; an already recorded decision is success.
 pub fn record_decision(audit: &crate::audit::Audit, a: &Approval) -> Result<(), AuditError> {
+    // The push that asked: its transport, the ref's op and its pack.
+    let asked = audit
+        .record(&a.op)?
+        .map(|r| r.value())
+        .unwrap_or(Value::Null);
+    let op = asked
+        .get("refs")
+        .and_then(Value::as_array)
+        .and_then(|refs| refs.iter().find(|r| r["ref"] == a.refname.as_str()))
+        .map(|r| r["op"].clone())
+        .unwrap_or(Value::Null);
+    let decision = if a.status == Status::Approved {
+        "allow"
+    } else {
+        "deny"
+    };
+    let reason = decision_reason(a);
     let body = DecisionRecord {
         id: decision_record_id(&a.id),
         approval: &a.id,
         op: &a.op,
         session: &a.session,
         identity: &a.identity,
+        transport: asked.get("transport").cloned().unwrap_or(Value::Null),
         repo: &a.repo,
+        service: "receive-pack",
+        decision,
+        refs: vec![json!({
+            "ref": a.refname,
+            "old": a.old,
+            "new": a.new,
+            "op": op,
+            "decision": decision,
+            "reason": reason,
+        })],
+        reason,
+        pack: asked.get("pack").cloned(),
         refname: &a.refname,
         old: &a.old,
         new: &a.new,
@@ -358,6 +463,7 @@ impl Gateway {
         session: &Session,
         op_id: &str,
         decided: &[Decided],
+        scan: &super::secrets::ScanResult,
         git_dir: &std::path::Path,
     ) -> Result<Vec<Option<Resolution>>, SessionError> {
         let mut out = Vec::with_capacity(decided.len());
@@ -405,7 +511,10 @@ impl Gateway {
                 },
                 Found::Nothing => {
                     let id = crate::approval::new_id();
-                    let details = details(d, decided.len(), &session.repo.path, git_dir).await;
+                    let mut details = details(d, decided.len(), &session.repo.path, git_dir).await;
+                    if let Some(obj) = details.as_object_mut() {
+                        obj.insert("findings".into(), findings(d, scan));
+                    }
                     Resolution::Held {
                         id: id.clone(),
                         rule: rule.clone(),
@@ -588,6 +697,29 @@ async fn details(d: &Decided, refs_in_push: usize, path: &str, git_dir: &std::pa
     })
 }
 
+/// The secret-scan findings in the files this update changes (redacted: detector, path,
+/// line, the 4-character preview the client saw).
+fn findings(d: &Decided, scan: &super::secrets::ScanResult) -> Value {
+    let mut out: Vec<Value> = scan
+        .findings
+        .values()
+        .flatten()
+        .filter(|f| d.paths.contains(&f.path))
+        .map(|f| {
+            json!({
+                "detector": f.detector,
+                "path": f.path,
+                "line": f.line,
+                "preview": f.preview,
+                "fingerprint": f.fingerprint,
+            })
+        })
+        .collect();
+    out.sort_by_key(|v| (v["path"].to_string(), v["line"].as_u64()));
+    out.truncate(1000);
+    Value::Array(out)
+}
+
 /// `git diff --numstat` as `{files, insertions, deletions, per_file: [...]}`.
 fn numstat(out: &[u8]) -> Value {
     let text = String::from_utf8_lossy(out);
@@ -609,4 +741,27 @@ fn numstat(out: &[u8]) -> Value {
         }
     }
     json!({"files": files, "insertions": ins, "deletions": del, "per_file": per_file})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numstat_sums_and_marks_binaries() {
+        let v = numstat(b"3\t1\tsrc/a.rs\n-\t-\timg.png\n10\t0\tdocs/b d.md\ngarbage\n");
+        assert_eq!(v["files"], 3);
+        assert_eq!(v["insertions"], 13);
+        assert_eq!(v["deletions"], 1);
+        assert_eq!(v["per_file"][1]["binary"], true);
+        assert_eq!(v["per_file"][2]["path"], "docs/b d.md");
+    }
+
+    #[test]
+    fn reasons_name_the_id_and_the_approver() {
+        assert_eq!(
+            Resolution::pending_reason("review: needs approval", "ap-1"),
+            "review: needs approval; approval pending ap-1"
+        );
+    }
 }

@@ -220,7 +220,7 @@ impl Gateway {
         let resolutions = if atomic && outright_deny {
             decided.iter().map(|_| None).collect()
         } else {
-            self.resolve_approvals(session, &op.id, &decided, quarantine.git_dir())
+            self.resolve_approvals(session, &op.id, &decided, &scan, quarantine.git_dir())
                 .await?
         };
 
@@ -267,6 +267,11 @@ impl Gateway {
                 )),
             }
         }
+        // Claims are settled by `finish` or the refusals below; an early error releases them.
+        let mut claim_guard = super::approve::ClaimGuard::new(
+            self.approvals().clone(),
+            claims.iter().map(|(id, _)| id.clone()).collect(),
+        );
         let wait = self.config().approval.wait;
         if wait.is_zero() {
             for h in held.drain(..) {
@@ -318,14 +323,9 @@ impl Gateway {
                         Decision::Allow,
                         Some(format!("approval {}: applied already", a.id)),
                     ),
-                    (_, _, Some(Resolution::Approved(a))) => (
-                        Decision::Allow,
-                        Some(format!(
-                            "approval {} by {}",
-                            a.id,
-                            a.by.as_deref().unwrap_or("?")
-                        )),
-                    ),
+                    (_, _, Some(Resolution::Approved(a))) => {
+                        (Decision::Allow, Some(super::approve::decision_reason(a)))
+                    }
                     _ if d.verdict.decision == Decision::Allow => (Decision::Allow, None),
                     _ => (d.verdict.decision, Some(d.verdict.reason.clone())),
                 };
@@ -336,6 +336,8 @@ impl Gateway {
         if indexed.is_some() {
             body.pack = self.keep_pack(&spool).await;
             if body.pack.is_none() {
+                claim_guard.disarm();
+                claim_guard.disarm();
                 self.settle_claims(claims.iter().map(|(id, _)| (id.clone(), false)).collect())
                     .await;
                 return Err(SessionError::Unrecorded(
@@ -348,6 +350,7 @@ impl Gateway {
             Err(e) => Err(e),
         };
         if let Err(e) = recorded {
+            claim_guard.disarm();
             self.settle_claims(claims.iter().map(|(id, _)| (id.clone(), false)).collect())
                 .await;
             let refs = order
@@ -364,6 +367,7 @@ impl Gateway {
             return Ok(once(format.encode(&messages, &report)?));
         }
 
+        claim_guard.disarm();
         let tail = Tail {
             session: session.clone(),
             format,
