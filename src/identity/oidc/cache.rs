@@ -96,7 +96,9 @@ impl KeyCache {
                 .is_none_or(|t| t.elapsed() >= self.options.refresh);
             (s.keys.is_none(), stale, self.may_fetch(&s), s.generation)
         };
-        if cold && may {
+        if cold {
+            // Also when rate-limited: a fetch may be under way (the background warm-up at
+            // start), and waiting for it beats refusing; `refresh` re-checks the limit.
             self.refresh(generation).await;
         } else if stale && may {
             let cache = Arc::clone(self);
@@ -256,6 +258,34 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1001)).await;
         assert!(c.keys().await.is_ok());
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cold_caller_waits_for_a_fetch_under_way() {
+        struct Slow;
+        impl KeySource for Slow {
+            fn fetch(&self) -> BoxFuture<'_, Result<KeySet, FetchError>> {
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    Ok(KeySet::default())
+                })
+            }
+        }
+        let options = CacheOptions {
+            refresh: Duration::from_secs(600),
+            min_refresh: Duration::from_secs(30),
+        };
+        let c = Arc::new(KeyCache::new("https://issuer", Box::new(Slow), options));
+        let warming = {
+            let c = c.clone();
+            tokio::spawn(async move { c.maintain().await })
+        };
+        tokio::task::yield_now().await; // the warm-up holds the fetch now
+        assert!(
+            c.keys().await.is_ok(),
+            "waited for the warm-up instead of refusing"
+        );
+        let _ = warming.await;
     }
 
     #[tokio::test(start_paused = true)]
