@@ -258,3 +258,63 @@ fn the_pack_sent_to_a_clone_is_measured(kind: Kind) {
     let verify = audit(&s, &["audit", "verify"]);
     assert!(verify.success(), "{verify}");
 }
+
+/// `[audit] keep_packs_days` is applied by the serving gateway itself (it holds the record's
+/// writer lock, so `gitgate audit prune` cannot run beside it): a pack whose last record is
+/// older than the limit goes at start, recorded by a `prune` record, and the chain verifies.
+#[test]
+fn the_serving_gateway_prunes_old_packs() {
+    use std::time::{Duration, SystemTime};
+    let mut s = Stack::start_with(Kind::File, "[audit]\nkeep_packs_days = 30\n");
+    s.gateway.terminate(Duration::from_secs(30));
+    let state = s.gateway.dir().join("state");
+    let spool = state.join("spool").join("old.pack");
+    std::fs::write(&spool, b"PACK an old pushed pack").expect("write");
+    let sha = {
+        let options = gitgate::audit::AuditOptions {
+            keep_packs_days: Some(30),
+            ..gitgate::audit::AuditOptions::default()
+        };
+        let audit = gitgate::audit::Audit::open(&state, &options).expect("open the record");
+        let pack = audit.store_pack(&spool).expect("store");
+        let then = SystemTime::now() - Duration::from_secs(40 * 86_400);
+        let body = serde_json::json!({
+            "id": "op-old",
+            "session": "sess-old",
+            "time": gitgate::audit::record::format_time(then),
+            "identity": "agent-1",
+            "transport": "http",
+            "repo": "local/repo",
+            "service": "receive-pack",
+            "decision": "allow",
+            "refs": [],
+            "pack": { "sha256": pack.sha256, "bytes": pack.bytes },
+        });
+        audit
+            .append(gitgate::audit::RecordKind::Operation, &body)
+            .expect("append");
+        pack.sha256
+    };
+    let file = std::fs::read_dir(state.join("packs"))
+        .expect("packs")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains(&sha))
+        .expect("the stored pack");
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(40 * 86_400)))
+        .expect("age the pack");
+
+    s.gateway.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!file.exists(), "the old pack is pruned\n{}", s.logs());
+    let log = audit(&s, &["audit", "log", "--kind", "prune", "--format", "json"]);
+    assert!(log.stdout.contains(&sha), "{log}");
+    let verify = audit(&s, &["audit", "verify"]);
+    assert!(verify.success(), "{verify}");
+}

@@ -78,6 +78,8 @@ async fn serve(config: Arc<Config>, on_ready: impl FnOnce(SocketAddr)) -> anyhow
     }
     // Decisions made anywhere are recorded, announced and applied by the serving gateway.
     tasks.spawn(gateway.clone().run_approvals(shutdown.clone()));
+    // Stored packs older than `[audit] keep_packs_days` go while serving, too.
+    tasks.spawn(gateway.clone().run_retention(shutdown.clone()));
     if config.server.ssh_listen.is_some() {
         tracing::warn!("ssh_listen is set but the SSH front is not available in this build");
     }

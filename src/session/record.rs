@@ -146,3 +146,43 @@ impl Gateway {
         let _ = self.append(RecordKind::Operation, body).await;
     }
 }
+
+impl Gateway {
+    /// Retention while serving (`[audit] keep_packs_days`): prunes stored packs at start and
+    /// then every [`RETENTION_TICK`] until `shutdown` (the serving gateway holds the record's
+    /// writer lock, so `gitgate audit prune` cannot run beside it). Returns at once when packs
+    /// are kept forever.
+    pub async fn run_retention(
+        self: std::sync::Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        if self.config().audit.keep_packs_days.is_none() {
+            return;
+        }
+        loop {
+            let audit = self.audit.clone();
+            let pruned = tokio::task::spawn_blocking(move || {
+                audit.prune_packs(std::time::SystemTime::now())
+            })
+            .await;
+            match pruned {
+                Ok(Ok(outcome)) if !outcome.packs.is_empty() => {
+                    tracing::info!(
+                        packs = outcome.packs.len(),
+                        "retention: stored packs pruned"
+                    );
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "retention: pruning failed"),
+                Err(e) => tracing::warn!(error = %e, "retention: pruning task failed"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(RETENTION_TICK) => {}
+            }
+        }
+    }
+}
+
+/// How often the serving gateway prunes stored packs (when `keep_packs_days` is set).
+pub const RETENTION_TICK: std::time::Duration = std::time::Duration::from_secs(3600);
