@@ -666,8 +666,8 @@ async fn details(d: &Decided, refs_in_push: usize, path: &str, git_dir: &std::pa
         .map(|c| {
             json!({
                 "id": c.id,
-                "author": format!("<{}>", c.author_email),
-                "committer": format!("<{}>", c.committer_email),
+                "author": c.author,
+                "committer": c.committer,
                 "subject": c.message.lines().next().unwrap_or(""),
             })
         })
