@@ -87,6 +87,10 @@ fn empty_file_is_a_valid_config_with_defaults() {
         PathBuf::from("/etc/gitgate/ssh_ca_ed25519_key")
     );
     assert_eq!(c.ssh.max_cert_ttl, Duration::from_secs(3600));
+    assert_eq!(c.ssh.max_auth_attempts, 6);
+    assert_eq!(c.ssh.idle_timeout, Duration::from_secs(300));
+    assert_eq!(c.ssh.max_session, Duration::from_secs(3600));
+    assert_eq!(c.ssh.max_sessions_per_identity, 64);
     assert_eq!(c.policy.default, Decision::Allow);
     assert!(c.scan.enabled);
     assert_eq!(c.scan.action, Decision::Deny);

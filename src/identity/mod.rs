@@ -2,7 +2,14 @@
 //!
 //! Static tokens are compared by SHA-256 in constant time: the presented token is hashed and
 //! compared with every configured hash, without stopping at the first match, so timing tells
-//! nothing about which token (or how much of one) matched. Later: OIDC JWTs, SSH keys, certificates.
+//! nothing about which token (or how much of one) matched. Later: OIDC JWTs.
+//!
+//! SSH keys and certificates: [`ssh`]; the gateway's own SSH user CA: [`ssh_ca`].
+
+pub mod ssh;
+pub mod ssh_ca;
+
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -55,6 +62,15 @@ pub enum AuthError {
     /// A credential was presented but matches nothing.
     #[error("invalid credentials")]
     Invalid,
+}
+
+/// A credential that verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Who it is.
+    pub identity: Identity,
+    /// When the credential stops being valid: the JWT's `exp`; `None` for static tokens.
+    pub expires: Option<SystemTime>,
 }
 
 struct TokenEntry {

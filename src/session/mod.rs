@@ -9,6 +9,7 @@
 
 mod advertise;
 mod answer;
+mod certificate;
 mod fetch;
 mod oplog;
 mod push;
@@ -151,6 +152,9 @@ pub enum GatewayError {
     /// The audit store could not be opened.
     #[error("cannot open the audit record: {0}")]
     Audit(#[from] crate::audit::AuditError),
+    /// The gateway's SSH user CA key could not be read or created.
+    #[error("[ssh] ca_key: {0}")]
+    SshCa(#[from] crate::identity::ssh_ca::KeyFileError),
     /// The state folder could not be created.
     #[error("cannot create state_dir {path}: {source}")]
     StateDir {
@@ -172,6 +176,7 @@ pub struct Gateway {
     scanner: Option<Arc<crate::scan::Scanner>>,
     audit: crate::audit::Audit,
     spool_dir: PathBuf,
+    ssh_ca: Option<crate::identity::ssh_ca::SshCa>,
 }
 
 impl Gateway {
@@ -186,7 +191,15 @@ impl Gateway {
             &state_dir,
             &crate::audit::AuditOptions::from_config(&config.audit),
         )?;
+        // The SSH user CA exists only with an SSH front: its certificates are good for nothing else.
+        let ssh_ca = match config.server.ssh_listen {
+            Some(_) => Some(crate::identity::ssh_ca::SshCa::load_or_create(
+                &config.ssh.ca_key,
+            )?),
+            None => None,
+        };
         Ok(Gateway {
+            ssh_ca,
             audit,
             auth: Authenticator::new(&config),
             policy: Policy::new(&config),
