@@ -10,6 +10,9 @@ has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 has nginx || missing+=(nginx)
 has fcgiwrap || missing+=(fcgiwrap)
 has sshd || missing+=(openssh-server)
+# The SSH front's tests drive the OpenSSH client; the certificate recipe uses curl.
+{ has ssh && has ssh-keygen; } || missing+=(openssh-client)
+has curl || missing+=(curl)
 if ! has git || [ ! -x "$(git --exec-path 2>/dev/null)/git-http-backend" ]; then
   missing+=(git)
 fi

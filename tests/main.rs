@@ -20,3 +20,4 @@ mod robustness;
 mod routing;
 mod scan_push;
 mod serve;
+mod ssh;

@@ -147,7 +147,9 @@ fn russh_config(host_key: PrivateKey, ssh: &crate::config::Ssh) -> RusshConfig {
         auth_rejection_time: Duration::from_secs(1),
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![host_key],
-        max_auth_attempts: ssh.max_auth_attempts,
+        // russh also counts the "none" probe every OpenSSH client starts with; OpenSSH's
+        // MaxAuthTries, which `max_auth_attempts` mirrors, does not.
+        max_auth_attempts: ssh.max_auth_attempts.saturating_add(1),
         inactivity_timeout: Some(ssh.idle_timeout),
         // Few messages per channel before russh stops reading the socket: backpressure
         // reaches the client early, and memory per connection stays small.

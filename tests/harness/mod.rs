@@ -1,6 +1,6 @@
 //! Real parts on loopback for the integration tests: temporary folders, bare repositories with
 //! history, upstreams (`file://`, nginx + fcgiwrap + `git http-backend`), the gateway binary, the
-//! git CLI and a raw HTTP client.
+//! git CLI, a raw HTTP client, and the OpenSSH client with keys and certificates.
 #![allow(dead_code, reason = "a toolbox: not every test uses every tool")]
 
 pub mod gateway;
@@ -9,6 +9,7 @@ pub mod http;
 pub mod net;
 pub mod process;
 pub mod repo;
+pub mod ssh;
 pub mod stack;
 pub mod tmp;
 pub mod upstream;
