@@ -64,6 +64,18 @@ fn clone_fetch_push_v0_over_ssh_url(kind: Kind) {
     assert!(out.success(), "{out}\n{}", s.logs());
     assert_eq!(origin_main(&git, &dest), moved);
     git.ok(&dest, &["fsck", "--no-progress"]);
+
+    // Protocol v1: v0 with a version line, asked for through GIT_PROTOCOL.
+    let v1 = s.git().protocol(1);
+    let dest = s.stack.work("v1");
+    let trace = s.stack.work("trace-v1");
+    let out = v1
+        .trace_packets(&trace)
+        .clone(&s.url("repo.git"), &dest, &[]);
+    assert!(out.success(), "{out}\n{}", s.logs());
+    let packets = std::fs::read_to_string(&trace).expect("packet trace");
+    assert!(packets.contains("version 1"), "{packets}");
+    assert_eq!(origin_main(&v1, &dest), moved);
 }
 
 fn clone_fetch_push_v2_over_scp_url(kind: Kind) {

@@ -114,6 +114,21 @@ fn empty_tables_are_valid_too() {
 }
 
 #[test]
+fn ssh_front_limits() {
+    let c = ok("[ssh]\nmax_auth_attempts = 3\nidle_timeout_seconds = 20\n\
+                max_session_seconds = 600\nmax_sessions_per_identity = 2\n");
+    assert_eq!(c.ssh.max_auth_attempts, 3);
+    assert_eq!(c.ssh.idle_timeout, Duration::from_secs(20));
+    assert_eq!(c.ssh.max_session, Duration::from_secs(600));
+    assert_eq!(c.ssh.max_sessions_per_identity, 2);
+    let e = err_in(
+        "[ssh]\nmax_sessions_per_identity = 0\n",
+        Path::new("/etc/gitgate/gitgate.toml"),
+    );
+    assert!(e.contains("max_sessions_per_identity"), "{e}");
+}
+
+#[test]
 fn relative_paths_are_relative_to_the_config_folder() {
     let c = ok(r#"
 [server]

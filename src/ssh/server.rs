@@ -530,8 +530,12 @@ async fn report(out: &mut Out, service: Service, error: ServiceError) -> u32 {
         }
         ServiceError::Answer(e) => {
             tracing::warn!(error = %e, "an answer broke off while relaying it over SSH");
-            out.stderr("fatal: gitgate: the answer from the upstream broke off")
-                .await
+            if out.sent() == 0 {
+                out.error_line("the upstream failed").await
+            } else {
+                out.stderr("fatal: gitgate: the answer from the upstream broke off")
+                    .await
+            }
         }
     };
     let _ = result;
