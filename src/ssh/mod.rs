@@ -1,8 +1,9 @@
 //! The SSH adapter (russh): agents use `ssh://USER@HOST:PORT/<upstream>/<path>[.git]` or
 //! `USER@HOST:<upstream>/<path>[.git]` remotes with the stock OpenSSH client.
 //!
-//! - [`server`]: authentication (`[[ssh_key]]` keys; user certificates from `[ssh]
-//!   user_ca_keys` and the gateway's own CA), and refusal of everything but git's two services.
+//! - `server`: authentication (`[[ssh_key]]` keys; user certificates from `[ssh]
+//!   user_ca_keys` and the gateway's own CA), and refusal of everything but git's two services;
+//!   `operation`: one git exec, from opening the session to the exit status.
 //! - [`command`]: the exec command line, parsed like git-shell.
 //! - [`service`]: one git service on one channel, translated onto the stateless session
 //!   pipeline; [`negotiate`] for protocol v0/v1 fetch negotiation.
@@ -17,6 +18,7 @@ pub mod command;
 pub mod frames;
 pub mod limits;
 pub mod negotiate;
+mod operation;
 mod server;
 pub mod service;
 
