@@ -16,6 +16,8 @@
 //! pushed one streams into the session (which spools it to disk), the fetched one streams
 //! out to the client.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use futures_util::{stream, StreamExt};
 
@@ -79,7 +81,7 @@ impl From<TooManyCommon> for ServiceError {
 
 /// Runs the session's service: advertisement first, then the client's requests.
 pub async fn run(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     session: &Session,
     input: ByteStream,
     out: &mut Out,
@@ -143,7 +145,7 @@ fn once(bytes: Bytes) -> ByteStream {
 /// Push: the commands (and push options), then the pack until the client's EOF when one
 /// follows, as one request; the report back.
 async fn receive_pack(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     session: &Session,
     mut input: ClientInput,
     out: &mut Out,
@@ -202,7 +204,7 @@ async fn receive_pack(
 
 /// Protocol v2: each command up to its flush is one request.
 async fn upload_pack_v2(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     session: &Session,
     input: &mut ClientInput,
     out: &mut Out,
@@ -234,7 +236,7 @@ async fn upload_pack_v2(
 
 /// Protocol v0/v1: wants, then one stateless request per round of haves.
 async fn upload_pack_v0(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     session: &Session,
     input: &mut ClientInput,
     out: &mut Out,
