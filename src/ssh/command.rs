@@ -64,11 +64,16 @@ pub fn parse(command: &[u8]) -> Result<GitCommand, CommandError> {
             // e.g. "git-upload-packx": another command.
             None => continue,
         };
-        let path = sq_dequote(arg)
-            .filter(|p| !p.starts_with('-') && !p.is_empty())
-            .ok_or(CommandError::BadArgument { service: name })?;
-        let path = path.strip_prefix('/').unwrap_or(&path).to_string();
-        return Ok(GitCommand { service, path });
+        let path = sq_dequote(arg).ok_or(CommandError::BadArgument { service: name })?;
+        let path = path.strip_prefix('/').unwrap_or(&path);
+        // Checked after the slash goes (the fuzzer found `'/'` leaving an empty path).
+        if path.is_empty() || path.starts_with('-') {
+            return Err(CommandError::BadArgument { service: name });
+        }
+        return Ok(GitCommand {
+            service,
+            path: path.to_string(),
+        });
     }
     Err(CommandError::NotGit {
         shown: shown(text.split_whitespace().next().unwrap_or("")),
@@ -179,6 +184,8 @@ mod tests {
             "git-upload-pack 'local/repo.git",
             "git-upload-pack '--help'",
             "git-upload-pack ''",
+            "git-upload-pack '/'",
+            "git-upload-pack '/--upload-pack=x'",
             "git-upload-pack 'a'\\x'b'",
             "git-receive-pack  'a/b'",
         ] {
