@@ -33,8 +33,10 @@ has sshd || missing+=(openssh-server)
 has openssl || missing+=(openssl)
 has node || missing+=(nodejs)
 has npm || missing+=(npm)
-# ssh, ssh-keygen: the SSH upstream's mirror fetch and the harness's keys.
-has ssh-keygen || missing+=(openssh-client)
+# ssh, ssh-keygen: the SSH upstream's mirror fetch, the SSH front's tests, the harness's keys;
+# curl: the certificate recipe.
+{ has ssh && has ssh-keygen; } || missing+=(openssh-client)
+has curl || missing+=(curl)
 if ! has git || [ ! -x "$(git --exec-path 2>/dev/null)/git-http-backend" ]; then
   missing+=(git)
 fi

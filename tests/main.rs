@@ -22,4 +22,5 @@ mod robustness;
 mod routing;
 mod scan_push;
 mod serve;
+mod ssh;
 mod ssh_upstream;

@@ -168,14 +168,79 @@ pub fn pack_sent(data: &[u8]) {
     }
 }
 
+/// The SSH exec command line: a parsed command's path, quoted back the way git quotes it
+/// (`sq_quote_buf`, after the leading `/` of an `ssh://` URL), parses to the same command.
+pub fn ssh_exec(data: &[u8]) {
+    let Ok(command) = gitgate::ssh::command::parse(data) else {
+        return;
+    };
+    assert!(
+        !command.path.is_empty() && !command.path.starts_with('-'),
+        "{command:?}"
+    );
+    let mut quoted = String::from("'/");
+    for c in command.path.chars() {
+        match c {
+            '\'' => quoted.push_str("'\\''"),
+            '!' => quoted.push_str("'\\!'"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('\'');
+    let line = format!("{} {quoted}", command.service.name());
+    let again = gitgate::ssh::command::parse(line.as_bytes())
+        .unwrap_or_else(|e| panic!("{line:?} does not parse: {e}"));
+    assert_eq!(again, command, "{line:?}");
+}
+
+/// The SSH front's v0 fetch negotiation: the first section (up to a flush) is the client's
+/// wants, every later packet an answer line; requests always start with the wants and end
+/// with a flush or `done`, commons are replayed once each, and nothing panics.
+pub fn ssh_negotiation(data: &[u8]) {
+    use gitgate::ssh::negotiate::{Negotiation, RoundEnd};
+    let mut packets = pktline::packets(data);
+    let mut wants = Vec::new();
+    for pkt in packets.by_ref() {
+        let Ok(pkt) = pkt else { return };
+        let _ = pkt.encode(&mut wants);
+        if pkt == pktline::PktLine::Flush {
+            break;
+        }
+    }
+    let mut negotiation = Negotiation::new(bytes::Bytes::from(wants.clone()));
+    let mut end = RoundEnd::Flush;
+    for pkt in packets {
+        let Ok(pkt) = pkt else { return };
+        match pkt.data() {
+            Some(line) => {
+                let line = line.strip_suffix(b"\n").unwrap_or(line);
+                if negotiation.on_line(line, end).is_err() {
+                    return;
+                }
+            }
+            None => {
+                end = match end {
+                    RoundEnd::Flush => RoundEnd::Done,
+                    RoundEnd::Done => RoundEnd::Flush,
+                }
+            }
+        }
+        let request = negotiation.request(b"", end);
+        assert!(request.starts_with(&wants));
+        assert!(request.ends_with(b"0000") || request.ends_with(b"0009done\n"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
 
     type Body = fn(&[u8]);
 
-    const TARGETS: [(&str, Body); 7] = [
+    const TARGETS: [(&str, Body); 9] = [
         ("pktline", super::pktline),
+        ("ssh_exec", super::ssh_exec),
+        ("ssh_negotiation", super::ssh_negotiation),
         ("receive_commands", super::receive_commands),
         ("upload_request", super::upload_request),
         ("advertisement", super::advertisement),

@@ -80,10 +80,19 @@ async fn serve(config: Arc<Config>, on_ready: impl FnOnce(SocketAddr)) -> anyhow
     tasks.spawn(gateway.clone().run_approvals(shutdown.clone()));
     // Stored packs older than `[audit] keep_packs_days` go while serving, too.
     tasks.spawn(gateway.clone().run_retention(shutdown.clone()));
-    if config.server.ssh_listen.is_some() {
-        tracing::warn!("ssh_listen is set but the SSH front is not available in this build");
-    }
     eprintln!("gitgate: serving git over {scheme}://{http_addr}/<upstream>/<repo>");
+    if let Some(addr) = config.server.ssh_listen {
+        let front = crate::ssh::SshFront::new(gateway.clone(), shutdown.clone())
+            .map_err(|e| UsageError(e.to_string()))?;
+        let ssh = bind(addr, "ssh_listen").await?;
+        let ssh_addr = ssh.local_addr()?;
+        tracing::info!(listen = %ssh_addr, host_key = %front.fingerprint(), "git SSH listener up");
+        eprintln!(
+            "gitgate: serving git over ssh://git@{ssh_addr}/<upstream>/<repo> (host key {})",
+            front.fingerprint()
+        );
+        tasks.spawn(front.serve(ssh, grace));
+    }
     on_ready(http_addr);
 
     wait_for_signal().await;

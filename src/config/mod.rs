@@ -239,8 +239,20 @@ pub struct Ssh {
     pub user_ca_keys: Vec<String>,
     /// The gateway's own CA key file (`ca_key`, default `ssh_ca_ed25519_key`).
     pub ca_key: PathBuf,
-    /// Longest certificate validity accepted (`max_cert_ttl_seconds`, default 3600).
+    /// Longest validity of a certificate the gateway issues (`max_cert_ttl_seconds`, default
+    /// 3600).
     pub max_cert_ttl: Duration,
+    /// Failed authentication attempts before the SSH front disconnects (`max_auth_attempts`,
+    /// default 6, like OpenSSH's `MaxAuthTries`).
+    pub max_auth_attempts: usize,
+    /// An SSH connection on which nothing happens for this long is closed
+    /// (`idle_timeout_seconds`, default 300).
+    pub idle_timeout: Duration,
+    /// Longest a git operation over SSH may take (`max_session_seconds`, default 3600).
+    pub max_session: Duration,
+    /// Most git operations one identity may run over SSH at once
+    /// (`max_sessions_per_identity`, default 64).
+    pub max_sessions_per_identity: usize,
 }
 
 /// `[policy]`.

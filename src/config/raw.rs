@@ -117,6 +117,10 @@ pub(crate) struct RawSsh {
     pub user_ca_keys: Vec<S<String>>,
     pub ca_key: Option<S<String>>,
     pub max_cert_ttl_seconds: Option<S<i64>>,
+    pub max_auth_attempts: Option<S<i64>>,
+    pub idle_timeout_seconds: Option<S<i64>>,
+    pub max_session_seconds: Option<S<i64>>,
+    pub max_sessions_per_identity: Option<S<i64>>,
 }
 
 /// `[policy]`.

@@ -87,6 +87,10 @@ fn empty_file_is_a_valid_config_with_defaults() {
         PathBuf::from("/etc/gitgate/ssh_ca_ed25519_key")
     );
     assert_eq!(c.ssh.max_cert_ttl, Duration::from_secs(3600));
+    assert_eq!(c.ssh.max_auth_attempts, 6);
+    assert_eq!(c.ssh.idle_timeout, Duration::from_secs(300));
+    assert_eq!(c.ssh.max_session, Duration::from_secs(3600));
+    assert_eq!(c.ssh.max_sessions_per_identity, 64);
     assert_eq!(c.policy.default, Decision::Allow);
     assert!(c.scan.enabled);
     assert_eq!(c.scan.action, Decision::Deny);
@@ -107,6 +111,21 @@ fn empty_file_is_a_valid_config_with_defaults() {
 fn empty_tables_are_valid_too() {
     let c = ok("[server]\n[admin]\n[ssh]\n[policy]\n[scan]\n[approval]\n[audit]\n[limits]\n");
     assert_eq!(c.server.http_listen.port(), 8080);
+}
+
+#[test]
+fn ssh_front_limits() {
+    let c = ok("[ssh]\nmax_auth_attempts = 3\nidle_timeout_seconds = 20\n\
+                max_session_seconds = 600\nmax_sessions_per_identity = 2\n");
+    assert_eq!(c.ssh.max_auth_attempts, 3);
+    assert_eq!(c.ssh.idle_timeout, Duration::from_secs(20));
+    assert_eq!(c.ssh.max_session, Duration::from_secs(600));
+    assert_eq!(c.ssh.max_sessions_per_identity, 2);
+    let e = err_in(
+        "[ssh]\nmax_sessions_per_identity = 0\n",
+        Path::new("/etc/gitgate/gitgate.toml"),
+    );
+    assert!(e.contains("max_sessions_per_identity"), "{e}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Routes of the smart-HTTP listener:
 //! `GET /<repo>/info/refs?service=git-upload-pack|git-receive-pack`,
-//! `POST /<repo>/git-upload-pack`, `POST /<repo>/git-receive-pack`, `GET /healthz`.
+//! `POST /<repo>/git-upload-pack`, `POST /<repo>/git-receive-pack`, `GET /healthz`, and
+//! `POST /api/ssh/certificate` ([`super::certificate`]).
 //! Dumb HTTP and anything else get a clear 4xx.
 
 use std::sync::Arc;
@@ -35,6 +36,9 @@ pub async fn handle(
     let path = request.uri().path().to_string();
     if path == "/healthz" {
         return text(StatusCode::OK, "ok");
+    }
+    if path == super::certificate::PATH {
+        return super::certificate::handle(&gateway, request).await;
     }
     let Some(endpoint) = endpoint(&path) else {
         return text(

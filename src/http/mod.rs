@@ -2,6 +2,7 @@
 //! session answers into HTTP responses. No policy, no git logic beyond the URL shapes.
 
 mod auth;
+mod certificate;
 mod handler;
 pub mod listener;
 

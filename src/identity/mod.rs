@@ -3,9 +3,13 @@
 //! Static tokens are compared by SHA-256 in constant time: the presented token is hashed and
 //! compared with every configured hash, without stopping at the first match, so timing tells
 //! nothing about which token (or how much of one) matched. OIDC JWTs are verified by [`oidc`]
-//! against the configured issuers' keys. Later: SSH keys, certificates.
+//! against the configured issuers' keys.
+//!
+//! SSH keys and certificates: [`ssh`]; the gateway's own SSH user CA: [`ssh_ca`].
 
 pub mod oidc;
+pub mod ssh;
+pub mod ssh_ca;
 
 use std::time::SystemTime;
 

@@ -11,6 +11,7 @@ mod advertise;
 mod answer;
 mod apply;
 mod approve;
+mod certificate;
 mod fetch;
 mod hold;
 mod oplog;
@@ -165,6 +166,9 @@ pub enum GatewayError {
     /// An OIDC issuer's HTTP client could not be built.
     #[error(transparent)]
     Oidc(#[from] crate::identity::oidc::SetupError),
+    /// The gateway's SSH user CA key could not be read or created.
+    #[error("[ssh] ca_key: {0}")]
+    SshCa(#[from] crate::identity::ssh_ca::KeyFileError),
     /// The state folder could not be created.
     #[error("cannot create state_dir {path}: {source}")]
     StateDir {
@@ -190,6 +194,7 @@ pub struct Gateway {
     /// When each (session, repo) last asked for a receive-pack advertisement: the push that
     /// follows may use a mirror refreshed since then (see `Upstream::prefetch_history`).
     advertised: std::sync::Mutex<HashMap<(String, String), std::time::Instant>>,
+    ssh_ca: Option<crate::identity::ssh_ca::SshCa>,
 }
 
 impl Gateway {
@@ -207,7 +212,15 @@ impl Gateway {
         let approvals = crate::approval::Approvals::open(&state_dir)?;
         let auth = Authenticator::try_new(&config)?;
         auth.spawn_refresh();
+        // The SSH user CA exists only with an SSH front: its certificates are good for nothing else.
+        let ssh_ca = match config.server.ssh_listen {
+            Some(_) => Some(crate::identity::ssh_ca::SshCa::load_or_create(
+                &config.ssh.ca_key,
+            )?),
+            None => None,
+        };
         Ok(Gateway {
+            ssh_ca,
             approval: approve::ApprovalState::new(approvals, &config),
             audit,
             auth,

@@ -69,6 +69,8 @@ pub fn token_toml(name: &str, token: &str, groups: &[&str]) -> String {
 pub struct Gateway {
     /// Its HTTP port on 127.0.0.1.
     pub port: u16,
+    /// Its SSH port on 127.0.0.1, when the config had `ssh_listen = "{ssh_listen}"`.
+    pub ssh_port: Option<u16>,
     /// The config file it was started with.
     pub config_path: PathBuf,
     daemon: Daemon,
@@ -95,8 +97,13 @@ impl Gateway {
         for _attempt in 0..5 {
             let port = net::free_port();
             let listen = format!("127.0.0.1:{port}");
+            // `{ssh_listen}` in the config gets a free port too.
+            let ssh_port = config.contains("{ssh_listen}").then(net::free_port);
             let text = if config.contains("[server]") {
-                config.replace("{http_listen}", &listen)
+                let ssh_listen = format!("127.0.0.1:{}", ssh_port.unwrap_or_default());
+                config
+                    .replace("{http_listen}", &listen)
+                    .replace("{ssh_listen}", &ssh_listen)
             } else {
                 format!("[server]\nhttp_listen = \"{listen}\"\nstate_dir = \"state\"\n\n{config}")
             };
@@ -134,9 +141,12 @@ impl Gateway {
                     last_output = daemon.output();
                     break;
                 }
-                if healthy {
+                // The SSH listener comes up right after the HTTP one.
+                let ssh_up = ssh_port.is_none_or(|p| net::listens(daemon.pid(), p));
+                if healthy && ssh_up {
                     return Gateway {
                         port,
+                        ssh_port,
                         config_path,
                         daemon,
                         env: env.to_vec(),

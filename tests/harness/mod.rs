@@ -1,6 +1,7 @@
 //! Real parts on loopback for the integration tests: temporary folders, bare repositories with
 //! history, upstreams (`file://`, nginx + fcgiwrap + `git http-backend`, OpenSSH `sshd` with
-//! git-shell), the gateway binary, the git CLI and a raw HTTP client.
+//! git-shell), the gateway binary, the git CLI, a raw HTTP client, and the OpenSSH client with
+//! keys and certificates.
 #![allow(dead_code, reason = "a toolbox: not every test uses every tool")]
 
 pub mod gateway;
@@ -10,6 +11,7 @@ pub mod net;
 pub mod oidc;
 pub mod process;
 pub mod repo;
+pub mod ssh;
 pub mod sshd;
 pub mod stack;
 pub mod tmp;

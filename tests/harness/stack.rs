@@ -66,6 +66,19 @@ impl Stack {
     /// the extra environment `env` (e.g. `GITGATE_LOG`).
     #[track_caller]
     pub fn start_with_env(kind: Kind, extra_toml: &str, env: &[(&str, &str)]) -> Stack {
+        Stack::start_with_server(kind, "", extra_toml, env)
+    }
+
+    /// Starts everything; `server_toml` adds keys to the gateway's `[server]` table (which
+    /// then is `http_listen = "{http_listen}"`, `state_dir = "state"` and these; the harness
+    /// fills in `{http_listen}` and `{ssh_listen}`).
+    #[track_caller]
+    pub fn start_with_server(
+        kind: Kind,
+        server_toml: &str,
+        extra_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Stack {
         let tmp = Tmp::new("stack");
         let root = tmp.dir("root");
         let (repo, history) = Repo::with_history(&root.join("repo.git"));
@@ -85,8 +98,15 @@ impl Stack {
             Kind::Ssh => (Upstream::sshd(&root), "sshup"),
         };
         let token = gateway::new_token();
+        let server = if server_toml.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "[server]\nhttp_listen = \"{{http_listen}}\"\nstate_dir = \"state\"\n{server_toml}\n\n"
+            )
+        };
         let config = format!(
-            "{}\n{}\n{extra_toml}",
+            "{server}{}\n{}\n{extra_toml}",
             upstream.toml(name),
             gateway::token_toml("agent-1", &token, &["agents"])
         );

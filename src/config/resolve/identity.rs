@@ -167,6 +167,24 @@ pub(super) fn ssh(cx: &Ctx<'_>, raw: Option<S<RawSsh>>) -> Result<Ssh, ConfigErr
             3600,
             1,
         )?,
+        max_auth_attempts: t.count("max_auth_attempts", raw.max_auth_attempts.as_ref(), 6)?,
+        idle_timeout: t.seconds(
+            "idle_timeout_seconds",
+            raw.idle_timeout_seconds.as_ref(),
+            300,
+            1,
+        )?,
+        max_session: t.seconds(
+            "max_session_seconds",
+            raw.max_session_seconds.as_ref(),
+            3600,
+            1,
+        )?,
+        max_sessions_per_identity: t.count(
+            "max_sessions_per_identity",
+            raw.max_sessions_per_identity.as_ref(),
+            64,
+        )?,
     })
 }
 
