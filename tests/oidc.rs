@@ -498,3 +498,64 @@ fn an_unreadable_ca_file_stops_the_gateway_from_starting() {
         "{out}"
     );
 }
+
+/// The SSH certificate exchange with a real provider's token: an agent trades its OIDC JWT for
+/// an OpenSSH user certificate signed by the gateway's CA (key id = the identity's name,
+/// principals = its groups, valid no longer than `max_cert_ttl` nor the token), then clones
+/// and pushes with the real OpenSSH client. A tampered token gets no certificate.
+#[test]
+fn a_provider_token_is_exchanged_for_an_ssh_certificate() {
+    use crate::harness::ssh::SshStack;
+    let provider = Provider::start(&[("ci-agent", "ci-secret", &["agents"])]);
+    let s = SshStack::start_with(
+        Kind::File,
+        "max_cert_ttl_seconds = 600",
+        &oidc_toml(&provider.issuer, ""),
+    );
+    let token = provider.token("ci-agent", "ci-secret");
+    let key = s.new_key("oidc-agent");
+    let addr = s.stack.gateway.addr();
+    let bearer = format!("Bearer {token}");
+    let r = http::post(
+        addr,
+        "/api/ssh/certificate",
+        &[("Authorization", bearer.as_str())],
+        key.public_line().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), s.logs());
+    let cert = s.keys.join("oidc-agent-certificate");
+    std::fs::write(&cert, &r.body).expect("write the certificate");
+    let shown = std::process::Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(&cert)
+        .output()
+        .expect("ssh-keygen -L");
+    let text = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(text.contains("user certificate"), "{text}");
+    assert!(text.contains("Key ID: \"ci-agent\""), "{text}");
+    assert!(text.contains("agents"), "principals are the groups: {text}");
+
+    let client = s.client.with_key(&key).with_cert(&cert);
+    let git = s.git_with(&client);
+    let dest = s.stack.work("oidc-ssh");
+    let out = git.clone(&s.url("repo.git"), &dest, &[]);
+    assert!(out.success(), "{out}\n{}", s.logs());
+    let head = git.commit_file(&dest, "o.txt", b"o\n", "over ssh with an oidc certificate");
+    let out = git.push(&dest, &["origin", "HEAD:refs/heads/agent/oidc-ssh"]);
+    assert!(out.success(), "{out}\n{}", s.logs());
+    assert_eq!(s.stack.repo.rev("refs/heads/agent/oidc-ssh"), Some(head));
+
+    // A token whose payload was changed after signing: refused, no certificate.
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    assert_eq!(parts.len(), 3);
+    parts[1] = format!("{}x", &parts[1][..parts[1].len() - 1]);
+    let forged = format!("Bearer {}", parts.join("."));
+    let r = http::post(
+        addr,
+        "/api/ssh/certificate",
+        &[("Authorization", forged.as_str())],
+        key.public_line().as_bytes(),
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+}

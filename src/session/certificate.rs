@@ -39,7 +39,7 @@ impl Gateway {
             Ok(v) => v,
             Err(e) => {
                 self.metrics().auth_failures.inc();
-                tracing::info!(reason = %e, "SSH certificate refused: authentication failed");
+                tracing::info!(reason = %e.detail(), "SSH certificate refused: authentication failed");
                 let kind = match e {
                     AuthError::Missing => RejectKind::Unauthenticated,
                     _ => RejectKind::BadCredentials,
