@@ -129,6 +129,9 @@ pub enum AuditError {
         /// What is wrong.
         detail: String,
     },
+    /// The group write this record was part of failed (every record of it failed alike).
+    #[error("the record could not be written: {0}")]
+    Batch(String),
     /// A lock was poisoned by a panicking thread.
     #[error("audit store lock poisoned")]
     Poisoned,

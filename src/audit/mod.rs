@@ -20,6 +20,11 @@
 //! Any failure before the commit (database or head file unwritable) rolls the record back
 //! and returns an error: the gateway denies the operation.
 //!
+//! Group commit: concurrent appends queue their records; whoever takes the lock writes all
+//! queued records in that one transaction (each chained, each signed, each under its own
+//! savepoint so a refused one — a duplicate id — leaves the others in), with one head for
+//! the last, and hands every waiter its result. One fsync serves a burst of operations.
+//!
 //! Only the commit is flushed to disk. A crash may lose the newest head updates, leaving the
 //! head behind the store; that is told apart from forgery because every record is signed
 //! (a record after the head needs a valid signature), and the next open catches the head up.
@@ -129,10 +134,37 @@ struct Inner {
     keep_packs_days: Option<u32>,
     /// Serializes appends (and the head files with them).
     writer: Mutex<WriterState>,
+    /// Records waiting for the next group write.
+    queue: Mutex<Vec<Arc<Job>>>,
     /// Serializes storing and pruning packs.
     packs_lock: Mutex<()>,
     /// Holds `audit.lock` (an exclusive SQLite lock) while open for writing.
     _lock: Option<Mutex<Connection>>,
+}
+
+/// A record waiting for the group write (see [`Audit::append`]).
+struct Job {
+    kind: RecordKind,
+    id: String,
+    time: String,
+    body: String,
+    columns: Columns,
+    result: Mutex<Option<Result<RecordRef, AuditError>>>,
+}
+
+impl Job {
+    fn take_result(&self) -> Option<Result<RecordRef, AuditError>> {
+        match self.result.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => Some(Err(AuditError::Poisoned)),
+        }
+    }
+
+    fn set_result(&self, result: Result<RecordRef, AuditError>) {
+        if let Ok(mut slot) = self.result.lock() {
+            *slot = Some(result);
+        }
+    }
 }
 
 struct WriterState {
@@ -197,6 +229,7 @@ impl Audit {
                 head_path,
                 keep_packs_days: options.keep_packs_days,
                 writer: Mutex::new(WriterState { unsettled: true }),
+                queue: Mutex::new(Vec::new()),
                 packs_lock: Mutex::new(()),
                 _lock: lock,
             }),
@@ -227,35 +260,106 @@ impl Audit {
             return Err(AuditError::ReadOnly);
         }
         let (id, time, body) = prepare(kind, body)?;
-        let canonical = chain::canonical(&body);
-        let columns = Columns::of(&body);
-        let draft = Draft {
-            id: &id,
-            kind: kind.as_str(),
-            time: &time,
-            body: &canonical,
-            columns: &columns,
-        };
-        let signer = self.signer()?;
+        let job = Arc::new(Job {
+            kind,
+            id,
+            time,
+            body: chain::canonical(&body),
+            columns: Columns::of(&body),
+            result: Mutex::new(None),
+        });
+        // Group commit: queue the record, then take the writer. Whoever holds the writer
+        // writes everything queued in one transaction (one fsync, one head signature) and
+        // hands each waiter its result; a waiter that gets the writer and finds its result
+        // there is done.
+        self.inner
+            .queue
+            .lock()
+            .map_err(|_| AuditError::Poisoned)?
+            .push(job.clone());
         let mut state = self.writer()?;
+        if let Some(done) = job.take_result() {
+            return done;
+        }
+        let jobs = std::mem::take(&mut *self.inner.queue.lock().map_err(|_| AuditError::Poisoned)?);
+        self.write_jobs(&mut state, &jobs);
+        drop(state);
+        job.take_result()
+            .unwrap_or_else(|| Err(AuditError::Batch("the record was not written".into())))
+    }
+
+    /// Writes `jobs` as one batch and fills in each job's result. Holds the writer.
+    fn write_jobs(&self, state: &mut WriterState, jobs: &[Arc<Job>]) {
+        // The first job gets the error itself, the others a copy of its text.
+        let fail_all = |e: AuditError| {
+            let text = e.to_string();
+            let mut first = Some(e);
+            for job in jobs {
+                job.set_result(Err(first
+                    .take()
+                    .unwrap_or_else(|| AuditError::Batch(text.clone()))));
+            }
+        };
+        let signer = match self.signer() {
+            Ok(s) => s,
+            Err(e) => return fail_all(e),
+        };
         if state.unsettled {
-            self.settle(&mut state)?;
+            if let Err(e) = self.settle(state) {
+                return fail_all(e);
+            }
         }
-        let stored = self.inner.store.append(&draft, &mut |r| {
-            r.sig = head::sign_record(signer, r.seq, &r.hash);
-            let head = Head::sign(signer, r.seq, &r.hash, &record::now());
-            head::write(&self.inner.tmp_path, &head, false)
-        })?;
-        if let Err(e) = self.promote() {
-            // The record is durable and signed; the head catches up at the next append.
-            state.unsettled = true;
-            return Err(e);
+        let drafts: Vec<Draft<'_>> = jobs
+            .iter()
+            .map(|j| Draft {
+                id: &j.id,
+                kind: j.kind.as_str(),
+                time: &j.time,
+                body: &j.body,
+                columns: &j.columns,
+            })
+            .collect();
+        // Every record signed; one head for the batch, prepared before the commit (it cannot
+        // be written: nothing is) and put in place after it.
+        let written = self.inner.store.append_batch(
+            &drafts,
+            &mut |r| {
+                r.sig = head::sign_record(signer, r.seq, &r.hash);
+                Ok(())
+            },
+            &mut |last| {
+                let head = Head::sign(signer, last.seq, &last.hash, &record::now());
+                head::write(&self.inner.tmp_path, &head, false)
+            },
+        );
+        let results = match written {
+            Ok(results) => results,
+            Err(e) => return fail_all(e),
+        };
+        if results.iter().any(Result::is_ok) {
+            if let Err(e) = self.promote() {
+                // The records are durable and signed; the head catches up at the next write.
+                state.unsettled = true;
+                let text = e.to_string();
+                let mut first = Some(e);
+                for (job, result) in jobs.iter().zip(results) {
+                    job.set_result(match result {
+                        Ok(_) => Err(first
+                            .take()
+                            .unwrap_or_else(|| AuditError::Batch(text.clone()))),
+                        Err(own) => Err(own),
+                    });
+                }
+                return;
+            }
         }
-        Ok(RecordRef {
-            seq: stored.seq,
-            id: stored.id,
-            hash: stored.hash,
-        })
+        for (job, result) in jobs.iter().zip(results) {
+            job.set_result(result.map(|stored| RecordRef {
+                seq: stored.seq,
+                id: stored.id,
+                hash: stored.hash,
+            }));
+        }
     }
 
     /// Moves the spooled pack at `spool` (same file system as `state_dir`, or it is copied)

@@ -173,6 +173,58 @@ fn seq_value(seq: u64) -> SqlValue {
     SqlValue::Integer(i64::try_from(seq).unwrap_or(i64::MAX))
 }
 
+/// Inserts `r`; a taken id is [`AuditError::DuplicateId`].
+fn insert(conn: &Connection, r: &StoredRecord) -> Result<(), AuditError> {
+    let c = &r.columns;
+    let inserted = conn.execute(
+        &format!(
+            "INSERT INTO records ({COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        ),
+        rusqlite::params![
+            seq_value(r.seq),
+            r.id,
+            r.kind,
+            r.time,
+            r.body,
+            r.prev_hash,
+            r.hash,
+            r.sig,
+            c.session,
+            c.identity,
+            c.repo,
+            c.decision,
+            c.op,
+            c.pack
+        ],
+    );
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == ErrorCode::ConstraintViolation
+                && e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            Err(AuditError::DuplicateId { id: r.id.clone() })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The record `draft` becomes when appended at `seq` after `prev_hash`.
+fn draft_record(draft: &Draft<'_>, seq: u64, prev_hash: String) -> StoredRecord {
+    StoredRecord {
+        seq,
+        id: draft.id.to_string(),
+        kind: draft.kind.to_string(),
+        time: draft.time.to_string(),
+        body: draft.body.to_string(),
+        hash: chain::record_hash(&prev_hash, draft.kind, draft.body),
+        prev_hash,
+        sig: String::new(),
+        columns: draft.columns.clone(),
+    }
+}
+
 impl Store for SqliteStore {
     fn append(
         &self,
@@ -192,57 +244,54 @@ impl Store for SqliteStore {
             Some((seq, hash)) => (u64::try_from(seq).unwrap_or(0).saturating_add(1), hash),
             None => (1, chain::ZERO_HASH.to_string()),
         };
-        let mut record = StoredRecord {
-            seq,
-            id: draft.id.to_string(),
-            kind: draft.kind.to_string(),
-            time: draft.time.to_string(),
-            body: draft.body.to_string(),
-            hash: chain::record_hash(&prev_hash, draft.kind, draft.body),
-            prev_hash,
-            sig: String::new(),
-            columns: draft.columns.clone(),
-        };
+        let mut record = draft_record(draft, seq, prev_hash);
         // Dropping `tx` on an error rolls everything back.
         seal(&mut record)?;
-        let r = &record;
-        let c = &r.columns;
-        let inserted = tx.execute(
-            &format!(
-                "INSERT INTO records ({COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-            ),
-            rusqlite::params![
-                seq_value(r.seq),
-                r.id,
-                r.kind,
-                r.time,
-                r.body,
-                r.prev_hash,
-                r.hash,
-                r.sig,
-                c.session,
-                c.identity,
-                c.repo,
-                c.decision,
-                c.op,
-                c.pack
-            ],
-        );
-        match inserted {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == ErrorCode::ConstraintViolation
-                    && e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-            {
-                return Err(AuditError::DuplicateId {
-                    id: draft.id.to_string(),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        }
+        insert(&tx, &record)?;
         tx.commit()?;
         Ok(record)
+    }
+
+    fn append_batch(
+        &self,
+        drafts: &[Draft<'_>],
+        seal: &mut dyn FnMut(&mut StoredRecord) -> Result<(), AuditError>,
+        finish: &mut dyn FnMut(&StoredRecord) -> Result<(), AuditError>,
+    ) -> Result<Vec<Result<StoredRecord, AuditError>>, AuditError> {
+        let mut conn = self.writer()?;
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tip: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (mut seq, mut prev_hash) = match tip {
+            Some((seq, hash)) => (u64::try_from(seq).unwrap_or(0).saturating_add(1), hash),
+            None => (1, chain::ZERO_HASH.to_string()),
+        };
+        let mut out = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let mut record = draft_record(draft, seq, prev_hash.clone());
+            // Each draft under its own savepoint: dropping it unapplied rolls back that one.
+            let sp = tx.savepoint()?;
+            match seal(&mut record).and_then(|()| insert(&sp, &record)) {
+                Ok(()) => {
+                    sp.commit()?;
+                    seq = seq.saturating_add(1);
+                    prev_hash = record.hash.clone();
+                    out.push(Ok(record));
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        if let Some(last) = out.iter().rev().find_map(|r| r.as_ref().ok()) {
+            // An error drops `tx`: the whole batch rolls back.
+            finish(last)?;
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     fn tip(&self) -> Result<Option<StoredRecord>, AuditError> {

@@ -110,6 +110,18 @@ pub trait Store: Send + Sync {
         seal: &mut dyn FnMut(&mut StoredRecord) -> Result<(), AuditError>,
     ) -> Result<StoredRecord, AuditError>;
 
+    /// Group commit: appends `drafts` in order in one write transaction, each chained after
+    /// the one before and sealed (signed) by `seal`. A draft refused on its own (a duplicate
+    /// id) is rolled back alone and the others go on, so the result has one entry per draft.
+    /// Before the commit, `finish` gets the last record written (the head for the batch is
+    /// prepared there); its error rolls the whole batch back. `Err` means nothing was written.
+    fn append_batch(
+        &self,
+        drafts: &[Draft<'_>],
+        seal: &mut dyn FnMut(&mut StoredRecord) -> Result<(), AuditError>,
+        finish: &mut dyn FnMut(&StoredRecord) -> Result<(), AuditError>,
+    ) -> Result<Vec<Result<StoredRecord, AuditError>>, AuditError>;
+
     /// The newest record, if any.
     fn tip(&self) -> Result<Option<StoredRecord>, AuditError>;
 

@@ -348,3 +348,49 @@ fn log_json_has_the_contract_fields() {
     assert_eq!(line["pack"]["bytes"], 4);
     assert_eq!(line["service"], "receive-pack");
 }
+
+#[test]
+fn a_group_write_keeps_the_others_when_one_record_is_refused() {
+    use super::super::record::Columns;
+    use super::super::sqlite::SqliteStore;
+    use super::super::store::{Draft, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("audit.db"), false).unwrap();
+    let columns = Columns::default();
+    let draft = |id: &'static str| Draft {
+        id,
+        kind: "operation",
+        time: "2026-01-01T00:00:00.000Z",
+        body: "{}",
+        columns: &columns,
+    };
+    let mut finished = Vec::new();
+    let results = store
+        .append_batch(
+            &[draft("a"), draft("a"), draft("b")],
+            &mut |r| {
+                r.sig = format!("sig-{}", r.seq);
+                Ok(())
+            },
+            &mut |last| {
+                finished.push(last.seq);
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(AuditError::DuplicateId { .. })));
+    let b = results[2].as_ref().unwrap();
+    // `b` follows `a` directly: the refused record left no gap in the chain.
+    assert_eq!(b.seq, 2);
+    assert_eq!(&b.prev_hash, &results[0].as_ref().unwrap().hash);
+    assert_eq!(finished, vec![2]);
+    assert_eq!(store.tip().unwrap().unwrap().id, "b");
+
+    // A failing `finish` (the head cannot be prepared) writes nothing.
+    let results = store.append_batch(&[draft("c")], &mut |_| Ok(()), &mut |_| {
+        Err(AuditError::invalid("no head"))
+    });
+    assert!(results.is_err());
+    assert_eq!(store.tip().unwrap().unwrap().id, "b");
+}
