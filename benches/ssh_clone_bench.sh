@@ -218,6 +218,7 @@ mkdir -p "$WORK/clones"
 HEAD_WANTED=$(git -C "$REPO" rev-parse main)
 reset_peak() { echo 5 >"/proc/$GW_PID/clear_refs" 2>/dev/null || true; }
 peak_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$GW_PID/status" 2>/dev/null || echo 0; }
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$GW_PID/status" 2>/dev/null || echo 0; }
 clone_seconds() { # side -> seconds on stdout
   local dest=$WORK/clones/c start end
   rm -rf "$dest"
@@ -230,10 +231,11 @@ clone_seconds() { # side -> seconds on stdout
   rm -rf "$dest"
   awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", (e - s) / 1e9 }'
 }
-declare -A secs peaks
+declare -A secs peaks growth
 for side in "${SIDES[@]}"; do
   secs[$side]=""
   peaks[$side]=0
+  growth[$side]=0
   clone_seconds "$side" >/dev/null # warm up: page cache, the gateway's upstream connections
 done
 BASE_KB=$(peak_kb)
@@ -243,11 +245,12 @@ for ((i = 1; i <= RUNS; i++)); do
   line="run $i:"
   for ((j = 0; j < n; j++)); do
     side=${SIDES[$(((i - 1 + j) % n))]} # rotate the order
-    if [ "$side" != direct ]; then reset_peak; fi
+    if [ "$side" != direct ]; then reset_peak; before=$(rss_kb); fi
     t=$(clone_seconds "$side")
     if [ "$side" != direct ]; then
       kb=$(peak_kb)
       if ((kb > ${peaks[$side]})); then peaks[$side]=$kb; fi
+      if ((kb - before > ${growth[$side]})); then growth[$side]=$((kb - before)); fi
     fi
     secs[$side]+=" $t"
     line+=" $side ${t}s"
@@ -262,13 +265,14 @@ MD=$(median ${secs[direct]})
 echo "date:                 $(date -u '+%Y-%m-%d %H:%M UTC'), load $LOAD_START -> $LOAD_END"
 echo "runs each:            $RUNS (interleaved, order rotating)"
 awk -v b="$PACK_BYTES" 'BEGIN { printf "pack size:            %.1f MiB\n", b / 1048576 }'
-echo "gateway RSS at rest:  $(awk -v k="$BASE_KB" 'BEGIN { printf "%.1f MiB", k / 1024 }') (VmHWM after the warm-up clones)"
+echo "gateway RSS:          $(awk -v k="$BASE_KB" 'BEGIN { printf "%.1f MiB", k / 1024 }') VmHWM after the warm-up clones;" \
+  "$(awk -v k="$(rss_kb)" 'BEGIN { printf "%.1f MiB", k / 1024 }') VmRSS at the end"
 for side in "${SIDES[@]}"; do
   # shellcheck disable=SC2086
   m=$(median ${secs[$side]})
-  awk -v s="$side" -v m="$m" -v d="$MD" -v b="$PACK_BYTES" -v k="${peaks[$side]}" 'BEGIN {
+  awk -v s="$side" -v m="$m" -v d="$MD" -v b="$PACK_BYTES" -v k="${peaks[$side]}" -v g="${growth[$side]}" 'BEGIN {
     mib = b / 1048576
     if (s == "direct") { printf "%-8s median %7.3f s (%5.1f MiB/s)\n", s, m, mib / m; exit }
-    printf "%-8s median %7.3f s (%5.1f MiB/s)   ratio %.3f (direct time / gateway time)   gateway peak RSS %.1f MiB (VmHWM)\n",
-      s, m, mib / m, d / m, k / 1024 }'
+    printf "%-8s median %7.3f s (%5.1f MiB/s)   ratio %.3f (direct time / gateway time)   peak RSS %.1f MiB (VmHWM, +%.1f MiB over VmRSS before the clone)\n",
+      s, m, mib / m, d / m, k / 1024, g / 1024 }'
 done
