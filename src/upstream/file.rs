@@ -175,5 +175,11 @@ fn output_stream(mut child: Child, upstream: String) -> ByteStream {
         }
     })
     .filter_map(|r: Option<std::io::Result<Bytes>>| async move { r });
-    Box::pin(ReaderStream::new(stdout).chain(finish))
+    // 64 KiB reads: the default 4 KiB made every 4 KiB of a pack its own chunk downstream
+    // (an SSH channel message, an HTTP chunk), which costs CPU per chunk on the clone's
+    // critical path (benches/ssh_clone_bench.sh).
+    Box::pin(ReaderStream::with_capacity(stdout, READ_CHUNK).chain(finish))
 }
+
+/// Bytes read from the upstream git process at a time.
+const READ_CHUNK: usize = 64 * 1024;
