@@ -1,14 +1,14 @@
 //! `POST /api/ssh/certificate`: a bearer credential and an OpenSSH public key line in, an
 //! OpenSSH user certificate signed by the gateway's SSH CA out (`text/plain`, one line).
 
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::handler::text;
 use super::{auth, full, Body};
-use crate::session::{Gateway, RejectKind};
+use crate::session::Gateway;
 
 /// The route.
 pub(crate) const PATH: &str = "/api/ssh/certificate";
@@ -48,27 +48,6 @@ pub(crate) async fn handle(gateway: &Gateway, request: hyper::Request<Incoming>)
             );
             response
         }
-        Err(rejection) => {
-            let status = match rejection.kind {
-                RejectKind::Unauthenticated | RejectKind::BadCredentials => {
-                    StatusCode::UNAUTHORIZED
-                }
-                RejectKind::Forbidden => StatusCode::FORBIDDEN,
-                RejectKind::NotFound => StatusCode::NOT_FOUND,
-                RejectKind::BadRequest => StatusCode::BAD_REQUEST,
-                RejectKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                RejectKind::Upstream => StatusCode::BAD_GATEWAY,
-                RejectKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-                RejectKind::Unrecorded => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            let mut response = text(status, &rejection.message);
-            if status == StatusCode::UNAUTHORIZED {
-                response.headers_mut().insert(
-                    WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"gitgate\""),
-                );
-            }
-            response
-        }
+        Err(rejection) => super::handler::reject_with(&rejection, "Bearer realm=\"gitgate\""),
     }
 }

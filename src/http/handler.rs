@@ -253,6 +253,11 @@ pub(crate) fn text(status: StatusCode, message: &str) -> Response<Body> {
 
 /// Maps a session rejection onto HTTP.
 fn reject(rejection: &Rejection) -> Response<Body> {
+    reject_with(rejection, "Basic realm=\"gitgate\"")
+}
+
+/// Maps a session rejection onto HTTP; a 401 carries `challenge` as `WWW-Authenticate`.
+pub(super) fn reject_with(rejection: &Rejection, challenge: &'static str) -> Response<Body> {
     let status = match rejection.kind {
         RejectKind::Unauthenticated | RejectKind::BadCredentials => StatusCode::UNAUTHORIZED,
         RejectKind::Forbidden => StatusCode::FORBIDDEN,
@@ -265,10 +270,9 @@ fn reject(rejection: &Rejection) -> Response<Body> {
     };
     let mut response = text(status, &rejection.message);
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"gitgate\""),
-        );
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     }
     response
 }
