@@ -866,6 +866,12 @@ fn a_secret_scan_hit_can_be_approved() {
         s.repo.rev("refs/heads/fixture").as_deref() == Some(head.as_str())
     });
     let op = a["op"].as_str().unwrap_or_default().to_string();
+    // The ref moves before the gateway appends the apply's `result` record.
+    eventually("the apply's result in the record", || {
+        gitgate(&s, &["replay", &op, "--format", "json"])
+            .stdout
+            .contains("\"result\"")
+    });
     let replay = gitgate(&s, &["replay", &op, "--format", "json"]);
     assert!(replay.success(), "{replay}");
     for kind in ["\"approval\"", "\"decision\"", "\"result\""] {

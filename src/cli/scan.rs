@@ -51,6 +51,11 @@ pub struct ScanArgs {
     /// Print the detectors (id and description) and exit.
     #[arg(long)]
     pub list_detectors: bool,
+    /// Report every place a secret occurs as its own finding. By default each secret (same
+    /// detector, same value) is reported once, at its first place, with the others listed
+    /// (`also` in JSON, `relatedLocations` in SARIF).
+    #[arg(long)]
+    pub all_occurrences: bool,
 }
 
 /// Output formats.
@@ -124,17 +129,22 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<Outcome> {
         }
     };
     records.sort();
+    let places = records.len();
+    if !args.all_occurrences {
+        records = report::dedupe(records);
+    }
     let mut out = std::io::stdout().lock();
     write_records(&mut out, args.format, &scanner, &records)?;
     out.flush()?;
     eprintln!(
-        "gitgate: scanned {} files ({:.1} MB); skipped {} binary, {} too large, {} unreadable; {} findings",
+        "gitgate: scanned {} files ({:.1} MB); skipped {} binary, {} too large, {} unreadable; {} findings ({} places)",
         totals.files.load(Ordering::Relaxed),
         totals.bytes.load(Ordering::Relaxed) as f64 / 1e6,
         totals.binary.load(Ordering::Relaxed),
         totals.too_large.load(Ordering::Relaxed),
         totals.unreadable.load(Ordering::Relaxed),
-        records.len()
+        records.len(),
+        places
     );
     Ok(if records.is_empty() {
         Outcome::Success
@@ -248,10 +258,12 @@ fn scan_paths(
                         if let Some(reason) = outcome.skipped {
                             count_skip(totals, reason, &name);
                         }
-                        local.extend(outcome.findings.into_iter().map(|finding| Record {
-                            commit: None,
-                            finding,
-                        }));
+                        local.extend(
+                            outcome
+                                .findings
+                                .into_iter()
+                                .map(|finding| Record::new(None, finding)),
+                        );
                     }
                     if let Ok(mut all) = found.lock() {
                         all.extend(local);
@@ -410,31 +422,31 @@ fn scan_history(
         let progress = std::io::stderr()
             .is_terminal()
             .then(|| s.spawn(|| progress(&done, totals, None)));
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                let rx = Arc::clone(&rx);
-                let (blobs, found) = (&blobs, &found);
-                s.spawn(move || loop {
-                    let next = rx.lock().ok().and_then(|r| r.recv().ok());
-                    let Some((index, data)) = next else { break };
-                    let Some(blob) = blobs.get(index) else {
-                        continue;
-                    };
-                    let outcome = scanner.scan(&blob.path, &data);
-                    if let Some(reason) = outcome.skipped {
-                        count_skip(totals, reason, &format!("{}:{}", blob.commit, blob.path));
-                    }
-                    if !outcome.findings.is_empty() {
-                        if let Ok(mut all) = found.lock() {
-                            all.extend(outcome.findings.into_iter().map(|finding| Record {
-                                commit: Some(blob.commit.clone()),
-                                finding,
-                            }));
+        let workers: Vec<_> =
+            (0..threads)
+                .map(|_| {
+                    let rx = Arc::clone(&rx);
+                    let (blobs, found) = (&blobs, &found);
+                    s.spawn(move || loop {
+                        let next = rx.lock().ok().and_then(|r| r.recv().ok());
+                        let Some((index, data)) = next else { break };
+                        let Some(blob) = blobs.get(index) else {
+                            continue;
+                        };
+                        let outcome = scanner.scan(&blob.path, &data);
+                        if let Some(reason) = outcome.skipped {
+                            count_skip(totals, reason, &format!("{}:{}", blob.commit, blob.path));
                         }
-                    }
+                        if !outcome.findings.is_empty() {
+                            if let Ok(mut all) = found.lock() {
+                                all.extend(outcome.findings.into_iter().map(|finding| {
+                                    Record::new(Some(blob.commit.clone()), finding)
+                                }));
+                            }
+                        }
+                    })
                 })
-            })
-            .collect();
+                .collect();
         let result = read_batch(stdout, &blobs, max, totals, &tx);
         drop(tx);
         for w in workers {
@@ -660,6 +672,66 @@ mod tests {
             before,
             "rules are the detectors that fired, once each"
         );
+    }
+
+    #[test]
+    fn a_secret_in_several_places_is_reported_once_with_the_others_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = expand("ghp_{a:30}{c}", 7);
+        let other = expand("ghp_{a:30}{c}", 8);
+        for (name, text) in [
+            ("a.env", format!("GITHUB_TOKEN={token}\n")),
+            ("b/c.yml", format!("x: 1\ntoken: {token}\n")),
+            ("d.sh", format!("export GH={token}\nexport GH2={other}\n")),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
+        let scanner = Scanner::new(Options::default());
+        let mut records = scan_paths(&scanner, &[dir.path().to_path_buf()], 2, &Totals::default())
+            .expect("scans");
+        records.sort();
+        assert_eq!(records.len(), 4, "every place is a finding: {records:?}");
+        let deduped = report::dedupe(records.clone());
+        assert_eq!(deduped.len(), 2, "two distinct secrets: {deduped:?}");
+        let first = &deduped[0];
+        assert!(first.finding.path.ends_with("a.env"), "{first:?}");
+        let also: Vec<(String, u32)> = first
+            .also
+            .iter()
+            .map(|p| (p.path.rsplit('/').next().unwrap_or("").to_string(), p.line))
+            .collect();
+        assert_eq!(also, [("c.yml".to_string(), 2), ("d.sh".to_string(), 1)]);
+        assert!(deduped[1].also.is_empty());
+
+        let mut out = Vec::new();
+        report::json_lines(&mut out, &deduped).expect("writes");
+        let text = String::from_utf8_lossy(&out);
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .collect();
+        assert_eq!(lines[0]["also"].as_array().map(Vec::len), Some(2));
+        assert_eq!(lines[0]["also"][1]["line"], 1);
+        assert!(lines[1].get("also").is_none());
+        assert!(!text.contains(&token), "values never printed");
+
+        let mut out = Vec::new();
+        report::text(&mut out, &deduped).expect("writes");
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.lines().next().is_some_and(|l| l.contains("[also at ")
+                && l.contains("c.yml:2")
+                && l.contains("d.sh:1")),
+            "{text}"
+        );
+
+        let sarif = report::sarif(scanner.detectors(), &deduped);
+        let related = sarif["runs"][0]["results"][0]["relatedLocations"]
+            .as_array()
+            .map(Vec::len);
+        assert_eq!(related, Some(2));
     }
 
     fn git(dir: &Path, args: &[&str]) -> String {

@@ -279,7 +279,24 @@ pub(crate) fn word_or_reference(value: &[u8]) -> bool {
             && s.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
     };
     let parts: Vec<&[u8]> = value.split(|&b| b == b'.').collect();
-    parts.len() > 1 && parts.iter().all(|p| identifier(p))
+    if parts.len() > 1 && parts.iter().all(|p| identifier(p)) {
+        return true;
+    }
+    encoded_json(value)
+}
+
+/// Base64url-encoded JSON (`eyJ...`, a JWT header, or an unsigned `header.payload.` token)
+/// is a document anyone can read, not a secret: every `.`-separated part decodes to JSON.
+fn encoded_json(value: &[u8]) -> bool {
+    value.starts_with(b"eyJ")
+        && value
+            .split(|&b| b == b'.')
+            .filter(|p| !p.is_empty())
+            .all(|p| {
+                b64url(p).is_some_and(|bytes| {
+                    serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| v.is_object())
+                })
+            })
 }
 
 fn b64url(part: &[u8]) -> Option<Vec<u8>> {
@@ -302,7 +319,19 @@ fn jwt(value: &[u8]) -> bool {
             .and_then(|a| a.as_str())
             .is_some_and(|alg| !alg.eq_ignore_ascii_case("none"))
     });
-    header_ok && json(payload).is_some_and(|p| p.is_object())
+    header_ok && json(payload).is_some_and(|p| p.is_object() && !expired(&p))
+}
+
+/// A token whose numeric `exp` (seconds since the epoch) lies in the past no longer
+/// authenticates anyone: documentation and test vectors are full of them.
+fn expired(payload: &serde_json::Value) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    payload
+        .get("exp")
+        .and_then(serde_json::Value::as_f64)
+        .is_some_and(|exp| exp < now as f64)
 }
 
 fn basic_auth(value: &[u8]) -> bool {

@@ -18,9 +18,18 @@ pub(super) const DETECTORS: &[Detector] = &[
         filters: &[Jwt, NotPlaceholder, Entropy(4.0)],
         window: Window::Line,
         examples: Examples {
-            // header {"alg":"HS256","typ":"JWT"}; payload {"sub":"svc-42","iat":1716239022}
-            positive: &["Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJz{-}dmMtNDIiLCJpYXQiOjE3MTYyMzkwMjJ9.{u:43}"],
-            negative: &["eyJ{u:20}.eyJ{u:20}.{u:43}", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzdmMtNDIiLCJpYXQiOjE3MTYyMzkwMjJ9.{u:43}"],
+            // header {"alg":"HS256","typ":"JWT"}; payloads {"sub":"svc-42","iat":1716239022},
+            // {"sub":"svc-42","exp":4102444800} (2100) and {"sub":"svc-42","exp":1300819380}
+            // (2011: expired, harmless).
+            positive: &[
+                "Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJz{-}dmMtNDIiLCJpYXQiOjE3MTYyMzkwMjJ9.{u:43}",
+                "token: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJz{-}dmMtNDIiLCJleHAiOjQxMDI0NDQ4MDB9.{u:43}",
+            ],
+            negative: &[
+                "eyJ{u:20}.eyJ{u:20}.{u:43}",
+                "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzdmMtNDIiLCJpYXQiOjE3MTYyMzkwMjJ9.{u:43}",
+                "token: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJz{-}dmMtNDIiLCJleHAiOjEzMDA4MTkzODB9.{u:43}",
+            ],
         },
     },
     Detector {
@@ -164,7 +173,7 @@ pub(super) const DETECTORS: &[Detector] = &[
         window: Window::Line,
         examples: Examples {
             positive: &["AUTH_TOKEN={a:32}", "\"access_token\": \"{u:40}\"", "botToken: '{a:30}'"],
-            negative: &["token = request.headers.get(\"X-Token\")", "AUTH_TOKEN=${AUTH_TOKEN}", "token_type: bearer", "TOKEN={h:40}"],
+            negative: &["token = request.headers.get(\"X-Token\")", "AUTH_TOKEN=${AUTH_TOKEN}", "token_type: bearer", "TOKEN={h:40}", "let token = \"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9\";", "token = \"eyJhbGciOiJub25lIn0.eyJzdWIiOiJ0ZXN0IiwiZXhwIjoxMzAwODE5MzgwfQ.\""],
         },
     },
 ];
