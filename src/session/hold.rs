@@ -217,6 +217,7 @@ impl Gateway {
         } else {
             // A secret in a blob no ref reaches must not travel inside the original pack.
             let denied_any = !own.is_empty() || unreferenced_secret;
+            let started = std::time::Instant::now();
             let relayed = self
                 .relay(
                     &session,
@@ -239,8 +240,15 @@ impl Gateway {
                     return Err(e);
                 }
             };
+            let relay_took = started.elapsed();
             self.record_result(&session, &op_id, Some(&report), None)
                 .await;
+            tracing::debug!(
+                session = %session.id,
+                relay_ms = relay_took.as_secs_f64() * 1e3,
+                result_ms = (started.elapsed() - relay_took).as_secs_f64() * 1e3,
+                "push relayed"
+            );
             messages.extend_from_slice(&upstream_messages);
             Some(report)
         };

@@ -74,6 +74,7 @@ impl Gateway {
             tracing::debug!(session = %session.id, "empty receive-pack request (probe)");
             return Ok(Box::pin(stream::empty()));
         }
+        let mut phases = Phases::start();
         let (rest, buffered) = reader.into_parts();
         let spooled = self
             .spool_pack(&buffered, rest, limits.max_push_bytes)
@@ -126,6 +127,7 @@ impl Gateway {
             return Ok(once(format.encode(&messages, &report)?));
         }
         let spool = spooled?;
+        phases.mark("spool");
 
         // Verify and index the pack; a bad pack is the client's fault: `unpack <error>`.
         // The .idx written next to the spooled pack goes when the push is done.
@@ -175,6 +177,7 @@ impl Gateway {
             None
         };
 
+        phases.mark("index");
         // The mirror must know every ref the client was shown (it sends no object those
         // reach): one refreshed since this session's advertisement, else since now.
         let since = self
@@ -185,6 +188,7 @@ impl Gateway {
             .upstream
             .history(&session.repo.path, since)
             .await?;
+        phases.mark("history");
         let quarantine = Quarantine::create(&self.state_dir().join("quarantine"), &history)
             .map_err(|e| SessionError::Internal(format!("creating the quarantine: {e}")))?;
         let facts = match &indexed {
@@ -198,6 +202,7 @@ impl Gateway {
             }
             None => PackFacts::default(),
         };
+        phases.mark("facts");
         let git = GitDir::new(quarantine.git_dir());
 
         // Inspect every update, then scan the pack once with what inspection learnt.
@@ -209,7 +214,9 @@ impl Gateway {
             }
             inspected.push((command.clone(), facts));
         }
+        phases.mark("inspect");
         let scan = self.scan_push(indexed.as_ref(), &inspected).await?;
+        phases.mark("scan");
         let mut messages = Vec::new();
         let decided = self.decide(session, inspected, &scan, &mut messages);
         let atomic = request.capabilities.contains("atomic");
@@ -345,10 +352,13 @@ impl Gateway {
                 ));
             }
         }
+        phases.mark("decide");
         let recorded = match self.append(crate::audit::RecordKind::Operation, body).await {
             Ok(_) => self.create_approvals(&resolutions).await,
             Err(e) => Err(e),
         };
+        phases.mark("record");
+        tracing::debug!(session = %session.id, phases = %phases, "push inspected");
         if let Err(e) = recorded {
             claim_guard.disarm();
             self.settle_claims(claims.iter().map(|(id, _)| (id.clone(), false)).collect())
@@ -860,5 +870,38 @@ async fn copy_body(
             .await
             .map_err(|e| SessionError::Internal(format!("spooling the pack: {e}")))?;
         total += n as u64;
+    }
+}
+
+/// Milliseconds spent in each step of a push, for the debug log (`GITGATE_LOG=debug`).
+struct Phases {
+    last: std::time::Instant,
+    steps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        Phases {
+            last: std::time::Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        self.steps.push((step, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (step, took)) in self.steps.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{step}={:.1}ms", took.as_secs_f64() * 1e3)?;
+        }
+        Ok(())
     }
 }
