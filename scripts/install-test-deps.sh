@@ -37,6 +37,8 @@ has npm || missing+=(npm)
 # curl: the certificate recipe.
 { has ssh && has ssh-keygen; } || missing+=(openssh-client)
 has curl || missing+=(curl)
+# The Python standard library: clean real-world code for the secret scanner's no-finding test.
+ls /usr/lib/python3.*/os.py >/dev/null 2>&1 || missing+=(python3)
 if ! has git || [ ! -x "$(git --exec-path 2>/dev/null)/git-http-backend" ]; then
   missing+=(git)
 fi

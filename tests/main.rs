@@ -20,6 +20,7 @@ mod policy_fetch;
 mod policy_push;
 mod robustness;
 mod routing;
+mod scan_clean;
 mod scan_push;
 mod serve;
 mod ssh;
