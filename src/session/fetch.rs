@@ -30,8 +30,14 @@ impl Gateway {
                 crate::audit::record::Decision::Allow,
                 None,
             );
-            self.append(crate::audit::RecordKind::Operation, body)
-                .await?;
+            // The record is written while the upstream prepares its advertisement; nothing
+            // is answered before both are done (an advertisement changes nothing upstream).
+            let record = self.append(crate::audit::RecordKind::Operation, body);
+            let upstream = session.repo.upstream.advertise(
+                &session.repo.path,
+                session.service,
+                session.protocol,
+            );
             if session.service == Service::ReceivePack {
                 // A push usually follows: have the mirror refreshed while the client packs.
                 let at = self.note_advertised(session);
@@ -40,11 +46,9 @@ impl Gateway {
                     .upstream
                     .prefetch_history(&session.repo.path, at);
             }
-            let upstream = session
-                .repo
-                .upstream
-                .advertise(&session.repo.path, session.service, session.protocol)
-                .await?;
+            let (recorded, upstream) = tokio::join!(record, upstream);
+            recorded?;
+            let upstream = upstream?;
             let body =
                 super::advertise::filter_stream(upstream, advertisement_edit(session.service)?);
             // v2 advertises capabilities only (its refs come from `ls-refs`, filtered below),
@@ -96,28 +100,24 @@ impl Gateway {
             let mut body =
                 super::record::operation(session, &op.id, op.started_at, decision, reason);
             body.fetch = Some(super::record::fetch_facts(&summary));
-            match refused {
-                Ok(()) => {
-                    self.append(crate::audit::RecordKind::Operation, body)
-                        .await?;
-                }
-                Err(e) => {
-                    self.record_refusal(body).await;
-                    return Err(e);
-                }
+            if let Err(e) = refused {
+                self.record_refusal(body).await;
+                return Err(e);
             }
-            let body: ByteStream = Box::pin(stream::once(async move { Ok(request) }));
-            let body = oplog::count(body, op.bytes_in.clone());
-            let answer = session
-                .repo
-                .upstream
-                .rpc(
-                    &session.repo.path,
-                    Service::UploadPack,
-                    session.protocol,
-                    body,
-                )
-                .await?;
+            // A read changes nothing upstream: the request goes out while the record is
+            // written, and the answer is released only once the record is durable.
+            let record = self.append(crate::audit::RecordKind::Operation, body);
+            let request: ByteStream = Box::pin(stream::once(async move { Ok(request) }));
+            let request = oplog::count(request, op.bytes_in.clone());
+            let answer = session.repo.upstream.rpc(
+                &session.repo.path,
+                Service::UploadPack,
+                session.protocol,
+                request,
+            );
+            let (recorded, answer) = tokio::join!(record, answer);
+            recorded?;
+            let answer = answer?;
             Ok::<_, SessionError>(if ls_refs && !session.hidden.is_empty() {
                 filter_listing(
                     answer,

@@ -24,6 +24,8 @@ use crate::config::HttpCredential;
 #[derive(Default)]
 struct Freshness {
     started: Option<std::time::Instant>,
+    /// The `remote.origin.url` last written (set again only when it changes).
+    url: Option<String>,
 }
 
 /// How a mirror's `git fetch` authenticates to the upstream.
@@ -90,13 +92,17 @@ impl Mirrors {
         freshness.started = None;
         let started = std::time::Instant::now();
         if !dir.join("HEAD").is_file() {
+            freshness.url = None;
             self.init(&dir).await?;
         }
         // Set on every refresh: the upstream's URL may have changed in the configuration.
-        self.git(&dir, None)
-            .args(["config", "remote.origin.url", url.as_str()])
-            .run(self)
-            .await?;
+        if freshness.url.as_deref() != Some(url.as_str()) {
+            self.git(&dir, None)
+                .args(["config", "remote.origin.url", url.as_str()])
+                .run(self)
+                .await?;
+            freshness.url = Some(url.to_string());
+        }
         self.git(&dir, Some(auth))
             .args([
                 "fetch",
@@ -153,6 +159,10 @@ impl Mirrors {
         let mut config: Vec<(&str, String)> = vec![
             ("http.followRedirects", "false".into()),
             ("credential.helper", String::new()),
+            // A push waits for the refresh: no detached `maintenance run --auto` competing
+            // with it for the CPU, no walk to report forced updates nobody reads.
+            ("maintenance.auto", "false".into()),
+            ("fetch.showForcedUpdates", "false".into()),
         ];
         if let Some(MirrorAuth::Ssh {
             key_file,
