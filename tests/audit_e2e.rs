@@ -147,6 +147,27 @@ fn an_unwritable_record_refuses_operations_and_leaves_the_upstream_alone() {
 
     let clone = s.git.clone(&s.url("repo.git"), &s.work("second"), &[]);
     assert!(!clone.success(), "a clone is refused too: {clone}");
+    // Both protocols: v0 lists refs in the advertisement itself; v2's advertisement holds only
+    // capabilities (not held back for the record) and its `ls-refs` is refused.
+    for version in ["0", "2"] {
+        let listed = s.git.run(
+            &dest,
+            &[
+                "-c",
+                &format!("protocol.version={version}"),
+                "ls-remote",
+                "origin",
+            ],
+        );
+        assert!(
+            !listed.success(),
+            "ls-remote v{version} is refused: {listed}"
+        );
+        assert!(
+            !listed.stdout.contains("refs/heads/"),
+            "no ref is shown (v{version}): {listed}"
+        );
+    }
 }
 
 /// git's 4-byte probe before a large chunked push (`0000`, no commands) is answered at once

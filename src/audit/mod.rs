@@ -152,6 +152,19 @@ struct Job {
     result: Mutex<Option<Result<RecordRef, AuditError>>>,
 }
 
+/// A record queued by [`Audit::enqueue`].
+pub struct Queued {
+    audit: Audit,
+    job: Arc<Job>,
+}
+
+impl Queued {
+    /// Blocks until the record is written (durable) or failed.
+    pub fn wait(self) -> Result<RecordRef, AuditError> {
+        self.audit.complete(&self.job)
+    }
+}
+
 impl Job {
     fn take_result(&self) -> Option<Result<RecordRef, AuditError>> {
         match self.result.lock() {
@@ -277,6 +290,40 @@ impl Audit {
             .lock()
             .map_err(|_| AuditError::Poisoned)?
             .push(job.clone());
+        self.complete(&job)
+    }
+
+    /// Queues a record like [`Audit::append`] without waiting for it: it takes its place in
+    /// the chain now (before any record appended later) and is written with the next batch;
+    /// [`Queued::wait`] (run it, e.g. on a blocking thread) writes it if nobody has and
+    /// returns its outcome. For records whose answer reveals nothing: anything appended after
+    /// it and waited for is durable only once this one is.
+    pub fn enqueue(&self, kind: RecordKind, body: &impl Serialize) -> Result<Queued, AuditError> {
+        if self.inner.signer.is_none() {
+            return Err(AuditError::ReadOnly);
+        }
+        let (id, time, body) = prepare(kind, body)?;
+        let job = Arc::new(Job {
+            kind,
+            id,
+            time,
+            body: chain::canonical(&body),
+            columns: Columns::of(&body),
+            result: Mutex::new(None),
+        });
+        self.inner
+            .queue
+            .lock()
+            .map_err(|_| AuditError::Poisoned)?
+            .push(job.clone());
+        Ok(Queued {
+            audit: self.clone(),
+            job,
+        })
+    }
+
+    /// Waits for `job` (queued) to be written: by whoever holds the writer, or by us.
+    fn complete(&self, job: &Arc<Job>) -> Result<RecordRef, AuditError> {
         let mut state = self.writer()?;
         if let Some(done) = job.take_result() {
             return done;

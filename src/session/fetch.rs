@@ -30,9 +30,12 @@ impl Gateway {
                 crate::audit::record::Decision::Allow,
                 None,
             );
-            // The record is written while the upstream prepares its advertisement; nothing
-            // is answered before both are done (an advertisement changes nothing upstream).
-            let record = self.append(crate::audit::RecordKind::Operation, body);
+            // The record takes its place in the chain now and is written while the upstream
+            // prepares its advertisement. A listing of refs (v0/v1) waits until the record is
+            // durable; a v2 capability advertisement reveals nothing of the repository and
+            // does not wait: the `ls-refs` or `fetch` that follows waits for its own record,
+            // chained after this one (so durable only once this one is).
+            let pending = self.enqueue(crate::audit::RecordKind::Operation, &body)?;
             let upstream = session.repo.upstream.advertise(
                 &session.repo.path,
                 session.service,
@@ -46,9 +49,19 @@ impl Gateway {
                     .upstream
                     .prefetch_history(&session.repo.path, at);
             }
-            let (recorded, upstream) = tokio::join!(record, upstream);
-            recorded?;
-            let upstream = upstream?;
+            let upstream = match upstream.await {
+                Ok(u) => u,
+                Err(e) => {
+                    pending.detach();
+                    return Err(e.into());
+                }
+            };
+            let (first, upstream) = peek(upstream, V2_START.len()).await?;
+            if first.starts_with(V2_START) {
+                pending.detach();
+            } else {
+                pending.wait().await?;
+            }
             let body =
                 super::advertise::filter_stream(upstream, advertisement_edit(session.service)?);
             // v2 advertises capabilities only (its refs come from `ls-refs`, filtered below),
@@ -329,5 +342,74 @@ impl Drop for Measured {
                 .get_or_insert_with(|| "the client went away".to_string());
             self.record();
         }
+    }
+}
+
+/// How a v2 capability advertisement starts (the HTTP service header already stripped).
+const V2_START: &[u8] = b"000eversion 2\n";
+
+/// Reads the first `n` bytes of `body` (fewer if it ends sooner) and gives them back with a
+/// stream that still yields everything.
+async fn peek(mut body: ByteStream, n: usize) -> Result<(Vec<u8>, ByteStream), SessionError> {
+    let mut chunks: Vec<bytes::Bytes> = Vec::new();
+    let mut seen = 0;
+    while seen < n {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                seen += chunk.len();
+                chunks.push(chunk);
+            }
+            Some(Err(e)) => return Err(SessionError::Body(e)),
+            None => break,
+        }
+    }
+    let first: Vec<u8> = chunks
+        .iter()
+        .flat_map(|c| c.iter().copied())
+        .take(n)
+        .collect();
+    let head = stream::iter(chunks.into_iter().map(Ok));
+    Ok((first, Box::pin(head.chain(body))))
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::TryStreamExt;
+
+    use super::*;
+
+    fn chunks(parts: &[&'static [u8]]) -> ByteStream {
+        Box::pin(stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(bytes::Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn peek_sees_a_v2_start_split_over_chunks_and_keeps_every_byte() {
+        let (first, rest) = peek(
+            chunks(&[b"000ev", b"ersion 2\n0013", b"ls-refs=unborn\n0000"]),
+            14,
+        )
+        .await
+        .expect("peeks");
+        assert_eq!(first, V2_START);
+        let all: Vec<bytes::Bytes> = rest.try_collect().await.expect("streams");
+        assert_eq!(all.concat(), b"000eversion 2\n0013ls-refs=unborn\n0000");
+    }
+
+    #[tokio::test]
+    async fn peek_of_a_v0_listing_or_a_short_body() {
+        let listing = b"003fabababababababababababababababababababab refs/heads/main\0ofs-delta\n";
+        let (first, rest) = peek(chunks(&[listing]), 14).await.expect("peeks");
+        assert!(!first.starts_with(V2_START));
+        let all: Vec<bytes::Bytes> = rest.try_collect().await.expect("streams");
+        assert_eq!(all.concat(), listing.to_vec());
+        let (first, rest) = peek(chunks(&[b"0000"]), 14).await.expect("peeks");
+        assert_eq!(first, b"0000");
+        let all: Vec<bytes::Bytes> = rest.try_collect().await.expect("streams");
+        assert_eq!(all.concat(), b"0000");
     }
 }

@@ -141,6 +141,25 @@ impl Gateway {
         }
     }
 
+    /// Queues a record in the chain now, without waiting for it to be durable: see
+    /// [`crate::audit::Audit::enqueue`]. The caller decides with [`Pending`] whether its
+    /// answer waits.
+    pub(crate) fn enqueue<T>(&self, kind: RecordKind, body: &T) -> Result<Pending, SessionError>
+    where
+        T: serde::Serialize,
+    {
+        if cfg!(feature = "bench-no-record") {
+            return Ok(Pending(None));
+        }
+        match self.audit.enqueue(kind, body) {
+            Ok(q) => Ok(Pending(Some(q))),
+            Err(e) => {
+                tracing::error!(error = %e, "the audit record could not be written: refusing the operation");
+                Err(SessionError::Unrecorded(e.to_string()))
+            }
+        }
+    }
+
     /// Records a refused operation. The refusal stands whether or not this works.
     pub(crate) async fn record_refusal(&self, body: Operation) {
         let _ = self.append(RecordKind::Operation, body).await;
@@ -186,3 +205,32 @@ impl Gateway {
 
 /// How often the serving gateway prunes stored packs (when `keep_packs_days` is set).
 pub const RETENTION_TICK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A record queued by [`Gateway::enqueue`].
+pub(crate) struct Pending(Option<crate::audit::Queued>);
+
+impl Pending {
+    /// Waits until the record is durable; an error means the operation must be refused.
+    pub(crate) async fn wait(self) -> Result<(), SessionError> {
+        let Some(queued) = self.0 else {
+            return Ok(());
+        };
+        let written = tokio::task::spawn_blocking(move || queued.wait())
+            .await
+            .map_err(|e| SessionError::Unrecorded(e.to_string()))?;
+        written.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "the audit record could not be written: refusing the operation");
+            SessionError::Unrecorded(e.to_string())
+        })
+    }
+
+    /// Lets the record be written in the background (errors are logged): for answers that
+    /// reveal nothing, followed by requests whose own records wait (and are chained after).
+    pub(crate) fn detach(self) {
+        if self.0.is_some() {
+            tokio::spawn(async move {
+                let _ = self.wait().await;
+            });
+        }
+    }
+}

@@ -394,3 +394,44 @@ fn a_group_write_keeps_the_others_when_one_record_is_refused() {
     assert!(results.is_err());
     assert_eq!(store.tip().unwrap().unwrap().id, "b");
 }
+
+#[test]
+fn a_queued_record_keeps_its_place_and_is_written_by_the_next_append_or_its_wait() {
+    let f = Fixture::new();
+    let audit = f.open();
+    let first = audit
+        .enqueue(
+            RecordKind::Operation,
+            &operation("op-q1", "agent", Decision::Allow, None),
+        )
+        .unwrap();
+    // Appended later, waited for: the queued one is written first, in the same batch.
+    let later = audit
+        .append(
+            RecordKind::Operation,
+            &operation("op-2", "agent", Decision::Allow, None),
+        )
+        .unwrap();
+    assert_eq!(later.seq, 2);
+    let ids: Vec<String> = audit
+        .log(&LogFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["op-q1", "op-2"]);
+    // Its wait finds it written.
+    assert_eq!(first.wait().unwrap().seq, 1);
+    // Alone, the wait writes it.
+    let alone = audit
+        .enqueue(
+            RecordKind::Operation,
+            &operation("op-q3", "agent", Decision::Allow, None),
+        )
+        .unwrap();
+    assert_eq!(alone.wait().unwrap().seq, 3);
+    assert_intact(&audit, 3);
+    assert!(audit
+        .enqueue(RecordKind::Operation, &json!("not an object"))
+        .is_err());
+}
