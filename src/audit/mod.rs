@@ -409,10 +409,10 @@ impl Audit {
         }
     }
 
-    /// Moves the spooled pack at `spool` (same file system as `state_dir`, or it is copied)
+    /// Links the spooled pack at `spool` (same file system as `state_dir`, or it is copied)
     /// to `packs/<sha256>.pack` (`.pack.enc` when encrypting) and returns its reference for
-    /// the operation's `pack` field. An identical pack kept already is reused and the spool
-    /// deleted.
+    /// the operation's `pack` field. An identical pack kept already is reused. The spool keeps
+    /// its name (its readers are undisturbed): the caller removes it.
     pub fn store_pack(&self, spool: &Path) -> Result<PackRef, AuditError> {
         if self.inner.signer.is_none() {
             return Err(AuditError::ReadOnly);

@@ -79,9 +79,10 @@ impl Packs {
         self.find(sha256).is_some()
     }
 
-    /// Moves the spooled pack at `spool` into the store (encrypting it when a key is set)
-    /// and returns its reference; the spool file is gone afterwards. The pack is on disk
-    /// when this returns.
+    /// Puts the spooled pack at `spool` into the store (a second name of the same file, or
+    /// a copy across file systems; encrypted when a key is set) and returns its reference.
+    /// The spool keeps its name, so readers of that path are not disturbed; the caller
+    /// removes it. The pack is on disk when this returns.
     pub(crate) fn store(&self, spool: &Path) -> Result<PackRef, AuditError> {
         let (sha256, bytes) = hash_file(spool)?;
         let pack = PackRef {
@@ -96,7 +97,6 @@ impl Packs {
                 .open(&path)
                 .and_then(|f| f.set_modified(SystemTime::now()))
                 .map_err(AuditError::io(&path))?;
-            std::fs::remove_file(spool).map_err(AuditError::io(spool))?;
             return Ok(pack);
         }
         match &self.key {
@@ -121,17 +121,20 @@ impl Packs {
                 tmp.persist(&target)
                     .map_err(|e| AuditError::io(&target)(e.error))?;
                 sync_dir(&self.dir)?;
-                std::fs::remove_file(spool).map_err(AuditError::io(spool))?;
             }
         }
         Ok(pack)
     }
 
-    /// Renames `spool` to `target`, copying across file systems when it must.
+    /// Links `spool` as `target`, copying when the file system cannot link it (another
+    /// file system, no hard links).
     fn move_plain(&self, spool: &Path, target: &Path) -> Result<(), AuditError> {
-        match std::fs::rename(spool, target) {
+        match std::fs::hard_link(spool, target) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(AuditError::io(target)(e));
+            }
+            Err(_) => {
                 let mut tmp = tempfile::Builder::new()
                     .prefix(".incoming-")
                     .tempfile_in(&self.dir)
@@ -140,9 +143,7 @@ impl Packs {
                 io::copy(&mut input, tmp.as_file_mut()).map_err(AuditError::io(target))?;
                 tmp.persist(target)
                     .map_err(|e| AuditError::io(target)(e.error))?;
-                std::fs::remove_file(spool).map_err(AuditError::io(spool))?;
             }
-            Err(e) => return Err(AuditError::io(target)(e)),
         }
         File::open(target)
             .and_then(|f| f.sync_all())

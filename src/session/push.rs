@@ -191,9 +191,24 @@ impl Gateway {
         phases.mark("history");
         let quarantine = Quarantine::create(&self.state_dir().join("quarantine"), &history)
             .map_err(|e| SessionError::Internal(format!("creating the quarantine: {e}")))?;
-        let facts = match &indexed {
+        // The original bytes, for the relay, opened before the spool moves into the record's
+        // pack store: keeping it (hash, move, flush) runs while the push is inspected.
+        let original = match &indexed {
             Some(pack) => {
                 link_pack(pack, &quarantine)?;
+                Some(
+                    spool
+                        .reopen()
+                        .map_err(|e| SessionError::Internal(format!("reopening the pack: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        let keeping = indexed
+            .as_ref()
+            .map(|_| self.start_keeping(spool.path().to_path_buf()));
+        let facts = match &indexed {
+            Some(pack) => {
                 let pack = pack.clone();
                 tokio::task::spawn_blocking(move || PackFacts::collect(&pack))
                     .await
@@ -293,14 +308,6 @@ impl Gateway {
         }
 
         // Record the decisions (and keep the pack) before anything reaches the upstream.
-        let original = match &indexed {
-            Some(_) => Some(
-                spool
-                    .reopen()
-                    .map_err(|e| SessionError::Internal(format!("reopening the pack: {e}")))?,
-            ),
-            None => None,
-        };
         let mut body = super::record::operation(
             session,
             &op.id,
@@ -340,8 +347,8 @@ impl Gateway {
             })
             .collect();
         body.push = Some(push_facts(&request, &decided, &scan));
-        if indexed.is_some() {
-            body.pack = self.keep_pack(&spool).await;
+        if let Some(keeping) = keeping {
+            body.pack = keeping.await.ok().flatten();
             if body.pack.is_none() {
                 claim_guard.disarm();
                 claim_guard.disarm();
@@ -402,7 +409,7 @@ impl Gateway {
         Ok(self.hold(tail, held, wait))
     }
 
-    /// Moves the spooled pack into the record's pack store (the open handles on it stay valid).
+    /// Links the spooled pack into the record's pack store.
     async fn keep_pack(&self, spool: &tempfile::NamedTempFile) -> Option<crate::audit::PackRef> {
         let audit = self.audit.clone();
         let path = spool.path().to_path_buf();
@@ -414,6 +421,23 @@ impl Gateway {
             }
             Err(_) => None,
         }
+    }
+
+    /// Starts linking the spooled pack at `path` into the record's pack store (its path stays
+    /// valid for the pack readers); the handle yields its reference, `None` when it could not
+    /// be kept.
+    fn start_keeping(
+        &self,
+        path: std::path::PathBuf,
+    ) -> tokio::task::JoinHandle<Option<crate::audit::PackRef>> {
+        let audit = self.audit.clone();
+        tokio::task::spawn_blocking(move || match audit.store_pack(&path) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "the pushed pack could not be kept");
+                None
+            }
+        })
     }
 
     /// Records what the upstream answered to a relayed push.
