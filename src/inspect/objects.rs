@@ -157,6 +157,11 @@ impl Objects {
         self.facts.graph.get(id)
     }
 
+    /// Whether `id` is a blob of the pushed pack (known without decoding it).
+    fn pack_blob(&self, id: &ObjectId) -> bool {
+        self.facts.blob_sizes.contains_key(&id.to_string())
+    }
+
     /// Whether the pushed pack holds `id`.
     pub(crate) fn in_pack(&self, id: &ObjectId) -> bool {
         self.facts.graph.contains_key(id) || self.pack.as_ref().is_some_and(|p| p.contains(id))
@@ -235,9 +240,13 @@ impl Objects {
         if let Some(tree) = self.trees.get(id) {
             return Ok(tree.clone());
         }
-        let kind = match self.read_pack(id)? {
-            Some(kind) => Some(kind),
-            None => self.read_upstream(id)?,
+        let kind = if self.pack_blob(id) {
+            Some(Kind::Blob)
+        } else {
+            match self.read_pack(id)? {
+                Some(kind) => Some(kind),
+                None => self.read_upstream(id)?,
+            }
         };
         match kind {
             Some(Kind::Tree) => {}
@@ -266,6 +275,9 @@ impl Objects {
         for _ in 0..MAX_PEEL {
             if self.facts.graph.contains_key(&id) {
                 return Ok(Some((id, Kind::Commit)));
+            }
+            if self.pack_blob(&id) {
+                return Ok(Some((id, Kind::Blob)));
             }
             let kind = if self.in_pack(&id) {
                 self.read_pack(&id)?
@@ -422,38 +434,6 @@ impl CatFile {
         Ok(())
     }
 
-    /// Parses `<id> missing` or `<id> <type> <size>` for `id`.
-    fn header(&self, id: &ObjectId) -> Result<Option<(Kind, u64)>, InspectError> {
-        let line = std::str::from_utf8(&self.line)
-            .map_err(|_| protocol_error("answer is not text".into()))?;
-        let bad = || protocol_error(format!("unexpected answer for {id}: {line:?}"));
-        let mut parts = line.split(' ');
-        let (Some(answered), Some(second)) = (parts.next(), parts.next()) else {
-            return Err(bad());
-        };
-        if ObjectId::from_hex(answered.as_bytes()).ok().as_ref() != Some(id) {
-            return Err(bad());
-        }
-        if second == "missing" && parts.next().is_none() {
-            return Ok(None);
-        }
-        let kind = match second {
-            "commit" => Kind::Commit,
-            "tree" => Kind::Tree,
-            "blob" => Kind::Blob,
-            "tag" => Kind::Tag,
-            _ => return Err(bad()),
-        };
-        let size = parts
-            .next()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(bad)?;
-        if parts.next().is_some() {
-            return Err(bad());
-        }
-        Ok(Some((kind, size)))
-    }
-
     /// The kinds of `ids` (`None`: missing), pipelined.
     fn info(&mut self, ids: &[ObjectId]) -> Result<Vec<Option<Kind>>, InspectError> {
         let mut requests = Vec::with_capacity(ids.len() * 46 + 6);
@@ -467,7 +447,7 @@ impl CatFile {
         let mut kinds = Vec::with_capacity(ids.len());
         for id in ids {
             self.read_line()?;
-            kinds.push(self.header(id)?.map(|(kind, _)| kind));
+            kinds.push(parse_header(&self.line, id)?.map(|(kind, _)| kind));
         }
         Ok(kinds)
     }
@@ -481,9 +461,17 @@ impl CatFile {
     ) -> Result<Option<Kind>, InspectError> {
         self.send(format!("contents {id}\nflush\n").as_bytes())?;
         self.read_line()?;
-        let Some((kind, size)) = self.header(id)? else {
+        let Some((kind, size)) = parse_header(&self.line, id)? else {
             return Ok(None);
         };
+        if kind == Kind::Blob {
+            // Only commits, trees and tags are read: a blob where one was expected is not
+            // read (and the child, its answer pending, is stopped by the caller).
+            return Err(InspectError::Malformed {
+                id: id.to_string(),
+                what: "commit or tree (it is a blob)",
+            });
+        }
         if size > max {
             return Err(InspectError::ObjectTooLarge {
                 id: id.to_string(),
@@ -506,6 +494,38 @@ impl CatFile {
         }
         Ok(Some(kind))
     }
+}
+
+/// Parses a `cat-file` answer line for `id`: `<id> missing` or `<id> <type> <size>`.
+fn parse_header(line: &[u8], id: &ObjectId) -> Result<Option<(Kind, u64)>, InspectError> {
+    let line =
+        std::str::from_utf8(line).map_err(|_| protocol_error("answer is not text".into()))?;
+    let bad = || protocol_error(format!("unexpected answer for {id}: {line:?}"));
+    let mut parts = line.split(' ');
+    let (Some(answered), Some(second)) = (parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    if ObjectId::from_hex(answered.as_bytes()).ok().as_ref() != Some(id) {
+        return Err(bad());
+    }
+    if second == "missing" && parts.next().is_none() {
+        return Ok(None);
+    }
+    let kind = match second {
+        "commit" => Kind::Commit,
+        "tree" => Kind::Tree,
+        "blob" => Kind::Blob,
+        "tag" => Kind::Tag,
+        _ => return Err(bad()),
+    };
+    let size = parts
+        .next()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(bad)?;
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(Some((kind, size)))
 }
 
 impl Drop for CatFile {
@@ -537,6 +557,98 @@ mod tests {
         assert!(parse_commit_node(format!("tree {t}\nparent zz\n").as_bytes()).is_none());
         assert_eq!(ident_time(b"odd"), 0);
         assert_eq!(ident_time(b"C <c> x"), 0);
+    }
+
+    #[test]
+    fn parses_answers_and_refuses_anything_else() {
+        let id = ObjectId::from_hex(b"4b825dc642cb6eb9a060e54bf8d69288fbee4904").expect("id");
+        let hex = id.to_string();
+        let ok = |line: String| parse_header(line.as_bytes(), &id);
+        assert_eq!(
+            ok(format!("{hex} tree 0")).ok(),
+            Some(Some((Kind::Tree, 0)))
+        );
+        assert_eq!(
+            ok(format!("{hex} commit 123")).ok(),
+            Some(Some((Kind::Commit, 123)))
+        );
+        assert_eq!(ok(format!("{hex} missing")).ok(), Some(None));
+        for bad in [
+            String::new(),
+            "garbage".to_string(),
+            hex.clone(),
+            format!("{hex} tree"),
+            format!("{hex} tree -1"),
+            format!("{hex} tree 1 2"),
+            format!("{hex} thing 1"),
+            format!("{hex} missing now"),
+            format!("{hex} ambiguous"),
+            format!("{} tree 1", "a".repeat(40)),
+            format!("{} tree 1", &hex[..39]),
+        ] {
+            assert!(ok(bad.clone()).is_err(), "{bad:?}");
+        }
+        assert!(parse_header(b"\xff\xfe", &id).is_err());
+    }
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env_remove("GIT_DIR")
+            .stdin(Stdio::null())
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    }
+
+    #[test]
+    fn reads_the_history_and_fails_closed_when_git_dies() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        git(tmp.path(), &["init", "-q", "--bare", "h.git"]);
+        let h = tmp.path().join("h.git");
+        let empty = git(&h, &["mktree"]);
+        let quarantine =
+            super::super::Quarantine::create(&tmp.path().join("q"), &h).expect("quarantine");
+        let mut objects = Objects::new(
+            None,
+            Arc::new(PackFacts::default()),
+            quarantine.git_dir(),
+            quarantine.history_objects(),
+            Limits::default(),
+        );
+        let empty = ObjectId::from_hex(empty.as_bytes()).expect("id");
+        assert_eq!(objects.tree(&empty).expect("read").len(), 0);
+        assert_eq!(
+            objects.upstream_kind(&empty).expect("info"),
+            Some(Kind::Tree)
+        );
+        let absent = ObjectId::from_hex(&[b'1'; 40]).expect("id");
+        assert_eq!(objects.upstream_kind(&absent).expect("info"), None);
+        assert_eq!(objects.commit(&absent).expect("read"), None);
+        assert!(matches!(
+            objects.tree(&absent),
+            Err(InspectError::MissingObject { .. })
+        ));
+
+        // The child dies: the next read is an error, and so is every later one.
+        let cat = objects.cat.as_mut().expect("running");
+        cat.child.kill().expect("kill");
+        cat.child.wait().expect("wait");
+        let other = ObjectId::from_hex(&[b'2'; 40]).expect("id");
+        assert!(matches!(
+            objects.commit(&other),
+            Err(InspectError::Objects { .. })
+        ));
+        assert!(objects
+            .upstream_kind(&ObjectId::from_hex(&[b'3'; 40]).expect("id"))
+            .is_err());
     }
 
     #[test]

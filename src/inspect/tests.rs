@@ -149,6 +149,11 @@ impl Scene {
     /// The pack a client would push for `tips`: what they reach and `exclude` does not
     /// (default: every upstream ref), indexed and quarantined over the upstream.
     fn pushed(&self, tips: &[&str], exclude: Option<&[&str]>) -> Pushed {
+        self.pushed_over(tips, exclude, &self.up)
+    }
+
+    /// Like [`Scene::pushed`], with `history` (e.g. a mirror) as the quarantine's alternate.
+    fn pushed_over(&self, tips: &[&str], exclude: Option<&[&str]>, history: &Path) -> Pushed {
         let refs = self.git(&self.up, &["for-each-ref", "--format=%(objectname)"]);
         let excluded: Vec<String> = match exclude {
             Some(list) => list.iter().map(|s| s.to_string()).collect(),
@@ -175,7 +180,7 @@ impl Scene {
         std::fs::write(&path, pack).expect("write pack");
         let pack = crate::pack::index(&path, &crate::pack::Options::default()).expect("indexes");
         let quarantine =
-            Quarantine::create(&self.tmp.path().join("quarantine"), &self.up).expect("quarantine");
+            Quarantine::create(&self.tmp.path().join("quarantine"), history).expect("quarantine");
         if let (Some(idx), Some(sum)) = (pack.idx_path(), pack.checksum()) {
             let base = quarantine.pack_dir().join(format!("pack-{sum}"));
             std::fs::hard_link(pack.pack_path(), base.with_extension("pack")).expect("link");
@@ -925,4 +930,60 @@ async fn bounded_reads() {
         .expect_err("the parent commit is larger than 10 bytes");
     assert!(matches!(err, InspectError::ObjectTooLarge { .. }), "{err}");
     let _ = c1;
+}
+
+#[tokio::test]
+async fn over_a_blobless_mirror() {
+    let s = Scene::new();
+    let c1 = s.commit(
+        &[("a/b.txt", Some("b\n")), ("a/deep/c.txt", Some("c\n"))],
+        "c1",
+    );
+    s.upstream(&["main"]);
+    let up = format!("file://{}", s.up.display());
+    s.git(&s.up, &["config", "uploadpack.allowFilter", "true"]);
+    s.git(
+        s.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "--filter=blob:none",
+            &up,
+            "mirror.git",
+        ],
+    );
+    let mirror = s.tmp.path().join("mirror.git");
+    let old_blob = s.run(&["rev-parse", "HEAD:a/b.txt"]);
+    let has_blob = |id: &str| {
+        std::process::Command::new("git")
+            .args(["cat-file", "-e", id])
+            .env("GIT_DIR", &mirror)
+            .env("GIT_NO_LAZY_FETCH", "1")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stderr(Stdio::null())
+            .status()
+            .expect("git cat-file")
+            .success()
+    };
+    assert!(!has_blob(&old_blob), "the mirror is blob-less");
+    let c2 = s.commit(
+        &[
+            ("a/b.txt", Some("b2\n")),
+            ("a/deep/c.txt", None),
+            ("z.txt", Some("z\n")),
+        ],
+        "c2",
+    );
+    let pushed = s.pushed_over(&[&c2], None, &mirror);
+    let a = pushed
+        .check(&command(Some(&c1), Some(&c2), "refs/heads/main"))
+        .await;
+    assert_eq!(op(&a), Op::Update);
+    assert_eq!(
+        paths(&a).into_iter().map(|(p, _, _)| p).collect::<Vec<_>>(),
+        vec!["a/b.txt", "a/deep/c.txt", "z.txt"]
+    );
+    assert!(!has_blob(&old_blob), "nothing was fetched");
 }
