@@ -103,6 +103,11 @@ impl Local {
         Local { objects }
     }
 
+    /// The objects read.
+    pub(crate) fn objects_mut(&mut self) -> &mut Objects {
+        &mut self.objects
+    }
+
     /// Whether `old` is an ancestor of `new` (both peeled through annotated tags).
     pub(crate) fn is_ancestor(
         &mut self,

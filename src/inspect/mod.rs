@@ -211,25 +211,30 @@ pub(crate) struct Inspector {
 }
 
 impl Inspector {
-    /// An inspector over `pack` (whose objects `facts` describes) in `quarantine`.
-    pub(crate) fn new(
-        quarantine: &Quarantine,
-        pack: Option<Arc<IndexedPack>>,
-        facts: PackFacts,
-        limits: Limits,
-    ) -> Inspector {
-        let facts = Arc::new(facts);
-        let objects = Objects::new(
-            pack,
+    /// An inspector in `quarantine`; its `git cat-file` starts now, so that git's start
+    /// overlaps reading the pack. Give it the pack with [`Inspector::load`].
+    pub(crate) fn new(quarantine: &Quarantine, limits: Limits) -> Inspector {
+        let facts = Arc::new(PackFacts::default());
+        let mut objects = Objects::new(
+            None,
             facts.clone(),
             quarantine.git_dir(),
             quarantine.history_objects(),
             limits,
         );
+        objects.start();
         Inspector {
             local: Some(Box::new(Local::new(objects))),
             facts,
             git: GitDir::new(quarantine.git_dir()),
+        }
+    }
+
+    /// The pushed pack (none: a push without objects) and the facts collected from it.
+    pub(crate) fn load(&mut self, pack: Option<Arc<IndexedPack>>, facts: PackFacts) {
+        self.facts = Arc::new(facts);
+        if let Some(local) = &mut self.local {
+            local.objects_mut().load(pack, self.facts.clone());
         }
     }
 

@@ -147,6 +147,23 @@ impl Objects {
         }
     }
 
+    /// Starts `git cat-file` now rather than on the first read, so that its start overlaps
+    /// other work. A failure to start is reported by the first read.
+    pub(crate) fn start(&mut self) {
+        if self.cat.is_none() && !self.broken {
+            self.cat = CatFile::spawn(&self.git_dir, &self.history_objects).ok();
+        }
+    }
+
+    /// Sets the pushed pack and its facts (before any read).
+    pub(crate) fn load(&mut self, pack: Option<Arc<IndexedPack>>, facts: Arc<PackFacts>) {
+        self.pack = pack;
+        self.facts = facts;
+        self.commits.clear();
+        self.trees.clear();
+        self.tree_bytes = 0;
+    }
+
     /// The limits in force.
     pub(crate) fn limits(&self) -> &Limits {
         &self.limits

@@ -283,11 +283,10 @@ impl Pushed {
         let by_git = inspect_update_with_git(&git, cmd, &facts, LIMIT)
             .await
             .map_err(|e| error_kind(&e));
-        let mut inspector = Inspector::new(
-            &self.quarantine,
+        let mut inspector = Inspector::new(&self.quarantine, limits);
+        inspector.load(
             Some(self.pack.clone()),
             PackFacts::collect(&self.pack).expect("facts"),
-            limits,
         );
         let here = inspector
             .inspect(cmd, LIMIT)

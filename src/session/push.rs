@@ -191,6 +191,7 @@ impl Gateway {
         phases.mark("history");
         let quarantine = Quarantine::create(&self.state_dir().join("quarantine"), &history)
             .map_err(|e| SessionError::Internal(format!("creating the quarantine: {e}")))?;
+        let mut inspector = Inspector::new(&quarantine, Default::default());
         let facts = match &indexed {
             Some(pack) => {
                 link_pack(pack, &quarantine)?;
@@ -203,7 +204,7 @@ impl Gateway {
             None => PackFacts::default(),
         };
         phases.mark("facts");
-        let mut inspector = Inspector::new(&quarantine, indexed.clone(), facts, Default::default());
+        inspector.load(indexed.clone(), facts);
 
         // Inspect every update, then scan the pack once with what inspection learnt.
         let mut inspected = Vec::with_capacity(request.commands.len());
