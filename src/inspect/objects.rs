@@ -122,7 +122,8 @@ impl std::fmt::Debug for Objects {
 
 impl Objects {
     /// Objects of `pack` (with its `facts`) over the history in `history_objects`; git runs
-    /// in `git_dir` (the quarantine). The child starts on the first upstream read.
+    /// in `git_dir` (the quarantine). The child starts with [`Objects::start`] or on the first
+    /// upstream read.
     pub(crate) fn new(
         pack: Option<Arc<IndexedPack>>,
         facts: Arc<PackFacts>,
@@ -455,9 +456,7 @@ impl CatFile {
     fn info(&mut self, ids: &[ObjectId]) -> Result<Vec<Option<Kind>>, InspectError> {
         let mut requests = Vec::with_capacity(ids.len() * 46 + 6);
         for id in ids {
-            requests.extend_from_slice(b"info ");
-            requests.extend_from_slice(id.to_hex().to_string().as_bytes());
-            requests.push(b'\n');
+            requests.extend_from_slice(format!("info {id}\n").as_bytes());
         }
         requests.extend_from_slice(b"flush\n");
         self.send(&requests)?;

@@ -986,3 +986,32 @@ async fn over_a_blobless_mirror() {
     );
     assert!(!has_blob(&old_blob), "nothing was fetched");
 }
+
+#[tokio::test]
+async fn deep_trees_up_to_the_limit() {
+    let s = Scene::new();
+    let c1 = s.commit(&[("top.txt", Some("t\n"))], "c1");
+    s.upstream(&["main"]);
+    let deep = |n: usize| {
+        let mut path = vec!["d"; n].join("/");
+        path.push_str("/f.txt");
+        path
+    };
+    // 250 directories: walked like git does.
+    let ok = deep(250);
+    let c2 = s.commit(&[(&ok, Some("deep\n"))], "c2");
+    let pushed = s.pushed(&[&c2], None);
+    let a = pushed
+        .check(&command(Some(&c1), Some(&c2), "refs/heads/main"))
+        .await;
+    assert_eq!(paths(&a).len(), 1);
+    // 300: refused rather than risking the stack.
+    let too_deep = deep(300);
+    let c3 = s.commit(&[(&too_deep, Some("deeper\n"))], "c3");
+    let pushed = s.pushed(&[&c3], None);
+    let err = pushed
+        .local(Limits::default())
+        .changes(&[id(&c3)])
+        .expect_err("too deep");
+    assert!(matches!(err, InspectError::Malformed { .. }), "{err}");
+}
