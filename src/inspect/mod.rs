@@ -203,7 +203,7 @@ impl UpdateFacts {
 }
 
 /// Inspects the ref updates of one push, in-process: the pushed pack, then the upstream's
-/// history through one `git cat-file` (started on first need, stopped when this is dropped).
+/// history through one `git cat-file` (started with the inspector, stopped when it is dropped).
 pub(crate) struct Inspector {
     local: Option<Box<Local>>,
     facts: Arc<PackFacts>,
