@@ -1,5 +1,6 @@
-//! Questions answered by `git` in a quarantine: ancestry, introduced commits, changed paths,
-//! the objects a set of tips needs. Output is parsed defensively: it comes from our own git
+//! Questions answered by `git` in a quarantine: ancestry (for walks too long to do in-process),
+//! the objects a set of tips needs; and, as the reference the in-process answers are tested
+//! against, introduced commits and changed paths. Output is parsed defensively: it comes from our own git
 //! over objects the client sent.
 
 use std::path::{Path, PathBuf};
@@ -114,6 +115,8 @@ impl GitDir {
     }
 
     /// Commits reachable from `new` and from no upstream ref, newest first (at most `limit`).
+    /// (The in-process answer in `local.rs` is tested against this.)
+    #[cfg(test)]
     pub(crate) async fn introduced(
         &self,
         new: &str,
@@ -132,6 +135,7 @@ impl GitDir {
 
     /// The paths each of `commits` adds, changes or deletes (merges: what the merge itself
     /// changes relative to all parents, `-c`), with the new object ids.
+    #[cfg(test)]
     pub(crate) async fn changes(&self, commits: &[String]) -> Result<Vec<Change>, InspectError> {
         if commits.is_empty() {
             return Ok(Vec::new());
@@ -196,6 +200,7 @@ fn lines(out: &[u8]) -> Vec<String> {
 
 /// Parses `git diff-tree -z --raw [-c]` output: `:modes shas status\0path\0` records, with
 /// one leading `:` per parent.
+#[cfg(test)]
 fn parse_raw(out: &[u8]) -> Result<Vec<Change>, InspectError> {
     let mut changes = Vec::new();
     let mut fields = out.split(|b| *b == 0);

@@ -5,23 +5,36 @@
 //! Ancestry needs the upstream's history: the pushed pack is placed in a [`Quarantine`] whose
 //! alternate is the upstream's object store (the `file://` repository itself, or the mirror of
 //! an HTTP upstream), so an old tip reachable only through another upstream ref is still found.
+//!
+//! The questions are answered in-process ([`Inspector`], `local.rs`) over the pushed pack and
+//! one `git cat-file` per push reading the upstream's history (`objects.rs`); `git.rs` keeps
+//! the git-process answers for what is rare or huge: an ancestry walk longer than
+//! [`Limits::max_walk`] commits, and the objects a partly denied push still needs.
 
 mod commit;
 mod git;
+mod local;
+mod objects;
 mod quarantine;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 pub use commit::parse_commit;
 pub use git::Change;
 pub use quarantine::Quarantine;
 
 use crate::config::Op;
-use crate::pack::{IndexedPack, Kind, PackError};
+use crate::pack::{IndexedPack, Kind, ObjectId, PackError};
 use crate::policy::{BlobFacts, CommitFacts};
 use crate::proto::Command;
 
 pub(crate) use git::GitDir;
+
+use local::{Ancestry, Local};
+use objects::{parse_commit_node, CommitNode, Objects};
 
 /// Inspection failed; the push is refused (fail closed).
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +62,70 @@ pub enum InspectError {
         /// Its id.
         id: String,
     },
+    /// A tree a commit names is neither in the pack nor in the upstream's history.
+    #[error("object {id} is missing")]
+    MissingObject {
+        /// Its id.
+        id: String,
+    },
+    /// An object could not be parsed.
+    #[error("object {id} is not a valid {what}")]
+    Malformed {
+        /// Its id.
+        id: String,
+        /// What it should have been.
+        what: &'static str,
+    },
+    /// Reading the upstream's history failed (`git cat-file` died or answered nonsense).
+    #[error("reading the upstream's history failed: {detail}")]
+    Objects {
+        /// What went wrong.
+        detail: String,
+    },
+    /// An object to read is larger than the gateway reads.
+    #[error("object {id} has {size} bytes, more than the limit of {limit}")]
+    ObjectTooLarge {
+        /// Its id.
+        id: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Inspecting the push needs more object reads than the gateway does per push.
+    #[error("inspecting the push needs more than {limit} object reads")]
+    TooManyReads {
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// Bounds on what inspecting one push reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest commit, tree or tag read from the upstream's history. Default: the pack
+    /// reader's `max_object_bytes` (256 MiB).
+    pub max_object_bytes: u64,
+    /// Most objects read per push (pack and history, trees and commits; `info` requests
+    /// count too). Default 1 000 000.
+    pub max_reads: u64,
+    /// Longest in-process ancestry walk (commits); a longer one is asked of git, which has
+    /// commit-graphs. Default 50 000.
+    pub max_walk: usize,
+    /// Memory for recently read trees (a commit's tree is its child's parent tree).
+    /// Default 32 MiB.
+    pub tree_cache_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_object_bytes: crate::pack::Options::default().max_object_bytes,
+            max_reads: 1_000_000,
+            max_walk: 50_000,
+            tree_cache_bytes: 32 << 20,
+        }
+    }
 }
 
 /// Facts about the pushed objects, collected in one pass over the pack.
@@ -58,6 +135,8 @@ pub struct PackFacts {
     pub commits: HashMap<String, CommitFacts>,
     /// Blob sizes by id (hex).
     pub blob_sizes: HashMap<String, u64>,
+    /// Every commit's tree, parents and committer time.
+    pub(crate) graph: HashMap<ObjectId, Arc<CommitNode>>,
 }
 
 impl PackFacts {
@@ -68,6 +147,11 @@ impl PackFacts {
             let hex = id.to_string();
             match kind {
                 Kind::Commit => {
+                    let node = parse_commit_node(data).ok_or_else(|| InspectError::Malformed {
+                        id: hex.clone(),
+                        what: "commit",
+                    })?;
+                    facts.graph.insert(id, Arc::new(node));
                     facts.commits.insert(hex.clone(), parse_commit(&hex, data));
                 }
                 Kind::Blob => {
@@ -82,7 +166,7 @@ impl PackFacts {
 }
 
 /// What one ref update does.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpdateFacts {
     /// The op, from the upstream's history.
     pub op: Op,
@@ -118,26 +202,123 @@ impl UpdateFacts {
     }
 }
 
-/// Inspects one ref update against the quarantine.
-pub(crate) async fn inspect_update(
-    quarantine: &GitDir,
+/// Inspects the ref updates of one push, in-process: the pushed pack, then the upstream's
+/// history through one `git cat-file` (started with the inspector, stopped when it is dropped).
+pub(crate) struct Inspector {
+    local: Option<Box<Local>>,
+    facts: Arc<PackFacts>,
+    git: GitDir,
+}
+
+impl Inspector {
+    /// An inspector in `quarantine`; its `git cat-file` starts now, so that git's start
+    /// overlaps reading the pack. Give it the pack with [`Inspector::load`].
+    pub(crate) fn new(quarantine: &Quarantine, limits: Limits) -> Inspector {
+        let facts = Arc::new(PackFacts::default());
+        let mut objects = Objects::new(
+            None,
+            facts.clone(),
+            quarantine.git_dir(),
+            quarantine.history_objects(),
+            limits,
+        );
+        objects.start();
+        Inspector {
+            local: Some(Box::new(Local::new(objects))),
+            facts,
+            git: GitDir::new(quarantine.git_dir()),
+        }
+    }
+
+    /// The pushed pack (none: a push without objects) and the facts collected from it.
+    pub(crate) fn load(&mut self, pack: Option<Arc<IndexedPack>>, facts: PackFacts) {
+        self.facts = Arc::new(facts);
+        if let Some(local) = &mut self.local {
+            local.objects_mut().load(pack, self.facts.clone());
+        }
+    }
+
+    /// Inspects one ref update (the blocking work on a blocking thread). After a failure of
+    /// `git cat-file` the history is not read again: later updates of the push fail too.
+    pub(crate) async fn inspect(
+        &mut self,
+        command: &Command,
+        max_commits: usize,
+    ) -> Result<UpdateFacts, InspectError> {
+        let mut local = self.local.take().ok_or_else(|| InspectError::Objects {
+            detail: "an earlier inspection of this push failed".into(),
+        })?;
+        let cmd = command.clone();
+        let (local, answers) = tokio::task::spawn_blocking(move || {
+            let answers = answer(&mut local, &cmd, max_commits);
+            (local, answers)
+        })
+        .await
+        .map_err(|e| InspectError::Objects {
+            detail: e.to_string(),
+        })?;
+        self.local = Some(local);
+        let (ancestry, ids, changes) = answers?;
+        let op = match ancestry {
+            Some(op) => op,
+            None => {
+                let (old, new) = (command.old.to_hex(), command.new.to_hex());
+                match self.git.is_ancestor(&old, &new).await? {
+                    Some(true) => Op::Update,
+                    Some(false) | None => Op::Force,
+                }
+            }
+        };
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assemble(op, &ids, changes, &self.facts)
+    }
+}
+
+/// The op (`None`: ask git), the commits introduced and their changes.
+type Answers = (Option<Op>, Vec<ObjectId>, Vec<Change>);
+
+fn answer(
+    local: &mut Local,
     command: &Command,
-    pack: &PackFacts,
     max_commits: usize,
-) -> Result<UpdateFacts, InspectError> {
-    let old = command.old.to_hex();
-    let new = command.new.to_hex();
-    let op = if command.is_delete() {
-        Op::Delete
-    } else if command.is_create() {
-        Op::Create
+) -> Result<Answers, InspectError> {
+    if command.is_delete() {
+        return Ok((Some(Op::Delete), Vec::new(), Vec::new()));
+    }
+    let new = object_id(&command.new)?;
+    // Introduced first: it asks the history about the pushed commits and their parents in
+    // one round, which usually answers the ancestry question too.
+    let ids = local.introduced(&new, max_commits)?;
+    let op = if command.is_create() {
+        Some(Op::Create)
     } else {
-        match quarantine.is_ancestor(&old, &new).await? {
-            Some(true) => Op::Update,
+        match local.is_ancestor(&object_id(&command.old)?, &new)? {
+            Ancestry::Yes => Some(Op::Update),
             // Unknown old (the upstream does not have it): not provably a fast-forward.
-            Some(false) | None => Op::Force,
+            Ancestry::No | Ancestry::Unknown => Some(Op::Force),
+            Ancestry::TooDeep => None,
         }
     };
+    let changes = local.changes(&ids)?;
+    Ok((op, ids, changes))
+}
+
+/// A command's id as the pack layer's (SHA-1 only, like the pack reader).
+fn object_id(id: &crate::proto::ObjectId) -> Result<ObjectId, InspectError> {
+    ObjectId::try_from(id.as_bytes()).map_err(|_| InspectError::Malformed {
+        id: id.to_hex(),
+        what: "SHA-1 object id",
+    })
+}
+
+/// Puts together what one update does from its op, the commits it introduces (newest first)
+/// and their changes.
+fn assemble(
+    op: Op,
+    ids: &[String],
+    changes: Vec<Change>,
+    pack: &PackFacts,
+) -> Result<UpdateFacts, InspectError> {
     if op == Op::Delete {
         return Ok(UpdateFacts {
             op,
@@ -146,16 +327,14 @@ pub(crate) async fn inspect_update(
             blobs: Vec::new(),
         });
     }
-    let ids = quarantine.introduced(&new, max_commits).await?;
     let mut commits = Vec::with_capacity(ids.len());
-    for id in &ids {
+    for id in ids {
         let facts = match pack.commits.get(id) {
             Some(f) => f.clone(),
             None => return Err(InspectError::MissingCommit { id: id.clone() }),
         };
         commits.push(facts);
     }
-    let changes = quarantine.changes(&ids).await?;
     let mut paths = BTreeSet::new();
     let mut blobs = Vec::new();
     let mut seen = BTreeSet::new();
@@ -179,4 +358,33 @@ pub(crate) async fn inspect_update(
         paths: paths.into_iter().collect(),
         blobs,
     })
+}
+
+/// Inspects one ref update with git processes in the quarantine (the reference the in-process
+/// answers are tested against).
+#[cfg(test)]
+pub(crate) async fn inspect_update_with_git(
+    quarantine: &GitDir,
+    command: &Command,
+    pack: &PackFacts,
+    max_commits: usize,
+) -> Result<UpdateFacts, InspectError> {
+    let old = command.old.to_hex();
+    let new = command.new.to_hex();
+    let op = if command.is_delete() {
+        Op::Delete
+    } else if command.is_create() {
+        Op::Create
+    } else {
+        match quarantine.is_ancestor(&old, &new).await? {
+            Some(true) => Op::Update,
+            Some(false) | None => Op::Force,
+        }
+    };
+    if op == Op::Delete {
+        return assemble(op, &[], Vec::new(), pack);
+    }
+    let ids = quarantine.introduced(&new, max_commits).await?;
+    let changes = quarantine.changes(&ids).await?;
+    assemble(op, &ids, changes, pack)
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// A quarantine directory, deleted on drop.
 pub struct Quarantine {
     dir: tempfile::TempDir,
+    history_objects: PathBuf,
 }
 
 impl Quarantine {
@@ -28,12 +29,20 @@ impl Quarantine {
         let mut line = objects.to_string_lossy().into_owned();
         line.push('\n');
         std::fs::write(root.join("objects/info/alternates"), line)?;
-        Ok(Quarantine { dir })
+        Ok(Quarantine {
+            dir,
+            history_objects: objects,
+        })
     }
 
     /// The git directory.
     pub fn git_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The upstream's object store (the quarantine's alternate), canonical.
+    pub fn history_objects(&self) -> &Path {
+        &self.history_objects
     }
 
     /// Where packs go: `objects/pack`.

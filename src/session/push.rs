@@ -17,7 +17,7 @@ use super::secrets::{self, ScanResult};
 use super::{Gateway, Rejection, Session, SessionError};
 use crate::config::{Decision, Op};
 use crate::git::{ByteStream, Service};
-use crate::inspect::{inspect_update, GitDir, InspectError, PackFacts, Quarantine, UpdateFacts};
+use crate::inspect::{GitDir, InspectError, Inspector, PackFacts, Quarantine, UpdateFacts};
 use crate::pack::{IndexedPack, PackError};
 use crate::policy::{RefUpdate, Subject, Verdict};
 use crate::proto::pktline::PktReader;
@@ -191,6 +191,7 @@ impl Gateway {
         phases.mark("history");
         let quarantine = Quarantine::create(&self.state_dir().join("quarantine"), &history)
             .map_err(|e| SessionError::Internal(format!("creating the quarantine: {e}")))?;
+        let mut inspector = Inspector::new(&quarantine, Default::default());
         // The original bytes, for the relay, opened before the spool moves into the record's
         // pack store: keeping it (hash, move, flush) runs while the push is inspected.
         let original = match &indexed {
@@ -218,17 +219,18 @@ impl Gateway {
             None => PackFacts::default(),
         };
         phases.mark("facts");
-        let git = GitDir::new(quarantine.git_dir());
+        inspector.load(indexed.clone(), facts);
 
         // Inspect every update, then scan the pack once with what inspection learnt.
         let mut inspected = Vec::with_capacity(request.commands.len());
         for command in &request.commands {
-            let facts = inspect_update(&git, command, &facts, MAX_COMMITS_PER_UPDATE).await;
+            let facts = inspector.inspect(command, MAX_COMMITS_PER_UPDATE).await;
             if let Err(e) = &facts {
                 tracing::warn!(session = %session.id, refname = %command.refname, error = %e, "inspection failed");
             }
             inspected.push((command.clone(), facts));
         }
+        drop(inspector);
         phases.mark("inspect");
         let scan = self.scan_push(indexed.as_ref(), &inspected).await?;
         phases.mark("scan");

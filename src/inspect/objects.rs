@@ -1,0 +1,683 @@
+//! The objects one push's inspection reads: the pushed pack first (already indexed, its commits
+//! already parsed into [`PackFacts`]), then the upstream's history through ONE long-lived
+//! `git cat-file --batch-command` child per push.
+//!
+//! The child runs with the quarantine as its git dir (so no upstream config, hooks or refs
+//! apply) and the upstream's object store as its *only* object directory: it sees exactly what
+//! the upstream already has, never the pushed pack, so "does the upstream have X" is one
+//! `info` request. `GIT_NO_LAZY_FETCH=1` keeps a blob-less mirror from ever fetching.
+//!
+//! Only commits, trees and tags are read (blob sizes come from the pack). Reads are bounded:
+//! objects larger than [`Limits::max_object_bytes`] and more than [`Limits::max_reads`] reads
+//! per push are errors. A missing object is `None`; malformed output or a dead child is an
+//! error, and an error denies the update (fail closed).
+//!
+//! Blocking: run it on a blocking thread (`spawn_blocking`).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+
+use crate::pack::{IndexedPack, Kind, ObjectId};
+
+use super::{InspectError, Limits, PackFacts};
+
+/// `info` requests sent before reading their answers: small enough that neither pipe fills
+/// (about 50 bytes per request and per answer, far below the 64 KiB of a pipe).
+const INFO_BATCH: usize = 256;
+/// Annotated tags peeled in a row before giving up (git itself has no limit).
+const MAX_PEEL: usize = 64;
+
+/// A commit's links: its tree, its parents (in order) and its committer time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommitNode {
+    /// The root tree.
+    pub(crate) tree: ObjectId,
+    /// The parents, in the order the commit lists them.
+    pub(crate) parents: Vec<ObjectId>,
+    /// Committer time (seconds since the epoch; 0 when unreadable, as git reads it).
+    pub(crate) time: i64,
+}
+
+/// Parses a commit's `tree`, `parent` and `committer` headers; `None` if the tree or a parent
+/// is not a full hex id.
+pub(crate) fn parse_commit_node(data: &[u8]) -> Option<CommitNode> {
+    let mut tree = None;
+    let mut parents = Vec::new();
+    let mut time = 0;
+    for line in data.split(|b| *b == b'\n') {
+        if line.is_empty() {
+            break;
+        }
+        if let Some(hex) = line.strip_prefix(b"tree ") {
+            tree = Some(ObjectId::from_hex(hex).ok()?);
+        } else if let Some(hex) = line.strip_prefix(b"parent ") {
+            parents.push(ObjectId::from_hex(hex).ok()?);
+        } else if let Some(ident) = line.strip_prefix(b"committer ") {
+            time = ident_time(ident);
+        }
+    }
+    Some(CommitNode {
+        tree: tree?,
+        parents,
+        time,
+    })
+}
+
+/// The time of an ident (`Name <email> 1700000000 +0000`): the number after the last `>`.
+fn ident_time(ident: &[u8]) -> i64 {
+    let after = match ident.iter().rposition(|b| *b == b'>') {
+        Some(at) => ident.get(at + 1..).unwrap_or_default(),
+        None => return 0,
+    };
+    let digits: Vec<u8> = after
+        .iter()
+        .copied()
+        .skip_while(|b| *b == b' ')
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `object` header of an annotated tag.
+fn tag_target(data: &[u8]) -> Option<ObjectId> {
+    data.split(|b| *b == b'\n')
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix(b"object "))
+        .and_then(|hex| ObjectId::from_hex(hex).ok())
+}
+
+/// The pushed pack and the upstream's history, read for one push.
+pub(crate) struct Objects {
+    pack: Option<Arc<IndexedPack>>,
+    facts: Arc<PackFacts>,
+    git_dir: PathBuf,
+    history_objects: PathBuf,
+    limits: Limits,
+    cat: Option<CatFile>,
+    /// Set when the child failed: no further request is trusted.
+    broken: bool,
+    reads: u64,
+    /// What the upstream has: its kind, or `None` if it lacks the object.
+    kinds: HashMap<ObjectId, Option<Kind>>,
+    commits: HashMap<ObjectId, Option<Arc<CommitNode>>>,
+    trees: HashMap<ObjectId, Arc<[u8]>>,
+    tree_bytes: usize,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Objects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Objects")
+            .field("git_dir", &self.git_dir)
+            .field("reads", &self.reads)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Objects {
+    /// Objects of `pack` (with its `facts`) over the history in `history_objects`; git runs
+    /// in `git_dir` (the quarantine). The child starts with [`Objects::start`] or on the first
+    /// upstream read.
+    pub(crate) fn new(
+        pack: Option<Arc<IndexedPack>>,
+        facts: Arc<PackFacts>,
+        git_dir: &Path,
+        history_objects: &Path,
+        limits: Limits,
+    ) -> Objects {
+        Objects {
+            pack,
+            facts,
+            git_dir: git_dir.to_path_buf(),
+            history_objects: history_objects.to_path_buf(),
+            limits,
+            cat: None,
+            broken: false,
+            reads: 0,
+            kinds: HashMap::new(),
+            commits: HashMap::new(),
+            trees: HashMap::new(),
+            tree_bytes: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Starts `git cat-file` now rather than on the first read, so that its start overlaps
+    /// other work. A failure to start is reported by the first read.
+    pub(crate) fn start(&mut self) {
+        if self.cat.is_none() && !self.broken {
+            self.cat = CatFile::spawn(&self.git_dir, &self.history_objects).ok();
+        }
+    }
+
+    /// Sets the pushed pack and its facts (before any read).
+    pub(crate) fn load(&mut self, pack: Option<Arc<IndexedPack>>, facts: Arc<PackFacts>) {
+        self.pack = pack;
+        self.facts = facts;
+        self.commits.clear();
+        self.trees.clear();
+        self.tree_bytes = 0;
+    }
+
+    /// The limits in force.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A commit of the pushed pack, already parsed.
+    pub(crate) fn pack_commit(&self, id: &ObjectId) -> Option<&Arc<CommitNode>> {
+        self.facts.graph.get(id)
+    }
+
+    /// Whether `id` is a blob of the pushed pack (known without decoding it).
+    fn pack_blob(&self, id: &ObjectId) -> bool {
+        self.facts.blob_sizes.contains_key(&id.to_string())
+    }
+
+    /// Whether the pushed pack holds `id`.
+    pub(crate) fn in_pack(&self, id: &ObjectId) -> bool {
+        self.facts.graph.contains_key(id) || self.pack.as_ref().is_some_and(|p| p.contains(id))
+    }
+
+    fn count(&mut self, n: usize) -> Result<(), InspectError> {
+        self.reads = self.reads.saturating_add(n as u64);
+        if self.reads > self.limits.max_reads {
+            return Err(InspectError::TooManyReads {
+                limit: self.limits.max_reads,
+            });
+        }
+        Ok(())
+    }
+
+    /// Asks the upstream about all of `ids` at once (pipelined), filling the cache that
+    /// [`Objects::upstream_kind`] answers from.
+    pub(crate) fn prefetch_kinds(&mut self, ids: &[ObjectId]) -> Result<(), InspectError> {
+        let mut todo: Vec<ObjectId> = ids
+            .iter()
+            .filter(|id| !self.kinds.contains_key(*id))
+            .copied()
+            .collect();
+        todo.sort_unstable();
+        todo.dedup();
+        for chunk in todo.chunks(INFO_BATCH) {
+            self.count(chunk.len())?;
+            let answers = self.cat()?.info(chunk);
+            let answers = self.check(answers)?;
+            for (id, kind) in chunk.iter().zip(answers) {
+                self.kinds.insert(*id, kind);
+            }
+        }
+        Ok(())
+    }
+
+    /// The kind of `id` in the upstream's history, `None` if the upstream lacks it.
+    pub(crate) fn upstream_kind(&mut self, id: &ObjectId) -> Result<Option<Kind>, InspectError> {
+        if let Some(kind) = self.kinds.get(id) {
+            return Ok(*kind);
+        }
+        self.prefetch_kinds(std::slice::from_ref(id))?;
+        Ok(self.kinds.get(id).copied().flatten())
+    }
+
+    /// A commit, from the pack or the history; `None` if neither has it as a commit.
+    pub(crate) fn commit(
+        &mut self,
+        id: &ObjectId,
+    ) -> Result<Option<Arc<CommitNode>>, InspectError> {
+        if let Some(node) = self.facts.graph.get(id) {
+            return Ok(Some(node.clone()));
+        }
+        if let Some(node) = self.commits.get(id) {
+            return Ok(node.clone());
+        }
+        let node = match self.read_upstream(id)? {
+            Some(Kind::Commit) => {
+                Some(Arc::new(parse_commit_node(&self.buf).ok_or_else(|| {
+                    InspectError::Malformed {
+                        id: id.to_string(),
+                        what: "commit",
+                    }
+                })?))
+            }
+            // In the pack as something else, or nowhere.
+            _ => None,
+        };
+        self.commits.insert(*id, node.clone());
+        Ok(node)
+    }
+
+    /// A tree's raw entries, from the pack or the history. Missing is an error: the commits
+    /// that name it are in hand.
+    pub(crate) fn tree(&mut self, id: &ObjectId) -> Result<Arc<[u8]>, InspectError> {
+        if let Some(tree) = self.trees.get(id) {
+            return Ok(tree.clone());
+        }
+        let kind = if self.pack_blob(id) {
+            Some(Kind::Blob)
+        } else {
+            match self.read_pack(id)? {
+                Some(kind) => Some(kind),
+                None => self.read_upstream(id)?,
+            }
+        };
+        match kind {
+            Some(Kind::Tree) => {}
+            Some(_) => {
+                return Err(InspectError::Malformed {
+                    id: id.to_string(),
+                    what: "tree (another kind of object)",
+                })
+            }
+            None => return Err(InspectError::MissingObject { id: id.to_string() }),
+        }
+        let tree: Arc<[u8]> = Arc::from(self.buf.as_slice());
+        if self.tree_bytes.saturating_add(tree.len()) > self.limits.tree_cache_bytes {
+            self.trees.clear();
+            self.tree_bytes = 0;
+        }
+        self.tree_bytes += tree.len();
+        self.trees.insert(*id, tree.clone());
+        Ok(tree)
+    }
+
+    /// Follows annotated tags from `id` to the object they finally name: that object and its
+    /// kind, or `None` if an object on the way is missing.
+    pub(crate) fn peel(&mut self, id: &ObjectId) -> Result<Option<(ObjectId, Kind)>, InspectError> {
+        let mut id = *id;
+        for _ in 0..MAX_PEEL {
+            if self.facts.graph.contains_key(&id) {
+                return Ok(Some((id, Kind::Commit)));
+            }
+            if self.pack_blob(&id) {
+                return Ok(Some((id, Kind::Blob)));
+            }
+            let kind = if self.in_pack(&id) {
+                self.read_pack(&id)?
+            } else {
+                match self.upstream_kind(&id)? {
+                    Some(Kind::Tag) => self.read_upstream(&id)?,
+                    other => other,
+                }
+            };
+            match kind {
+                None => return Ok(None),
+                Some(Kind::Tag) => {
+                    id = tag_target(&self.buf).ok_or_else(|| InspectError::Malformed {
+                        id: id.to_string(),
+                        what: "tag",
+                    })?;
+                }
+                Some(kind) => return Ok(Some((id, kind))),
+            }
+        }
+        Err(InspectError::Malformed {
+            id: id.to_string(),
+            what: "tag chain (too long)",
+        })
+    }
+
+    /// Decodes `id` from the pack into `self.buf`.
+    fn read_pack(&mut self, id: &ObjectId) -> Result<Option<Kind>, InspectError> {
+        let Some(pack) = self.pack.clone() else {
+            return Ok(None);
+        };
+        if !pack.contains(id) {
+            return Ok(None);
+        }
+        self.count(1)?;
+        Ok(pack.find(id, &mut self.buf)?)
+    }
+
+    /// Reads `id` from the history into `self.buf`.
+    fn read_upstream(&mut self, id: &ObjectId) -> Result<Option<Kind>, InspectError> {
+        if self.kinds.get(id).is_some_and(Option::is_none) {
+            return Ok(None);
+        }
+        self.count(1)?;
+        let max = self.limits.max_object_bytes;
+        let mut buf = std::mem::take(&mut self.buf);
+        let read = self.cat().and_then(|cat| cat.contents(id, max, &mut buf));
+        self.buf = buf;
+        let kind = self.check(read)?;
+        self.kinds.insert(*id, kind);
+        Ok(kind)
+    }
+
+    fn cat(&mut self) -> Result<&mut CatFile, InspectError> {
+        if self.broken {
+            return Err(InspectError::Objects {
+                detail: "git cat-file failed earlier".into(),
+            });
+        }
+        if self.cat.is_none() {
+            let cat = CatFile::spawn(&self.git_dir, &self.history_objects);
+            self.cat = Some(self.check(cat)?);
+        }
+        self.cat.as_mut().ok_or_else(|| InspectError::Objects {
+            detail: "git cat-file is not running".into(),
+        })
+    }
+
+    /// An error from the child leaves it in an unknown state: stop it, trust nothing more.
+    fn check<T>(&mut self, result: Result<T, InspectError>) -> Result<T, InspectError> {
+        if result.is_err() {
+            self.broken = true;
+            if let Some(cat) = self.cat.take() {
+                drop(cat);
+            }
+        }
+        result
+    }
+}
+
+/// `git cat-file --batch-command --buffer` over the history; stopped when dropped.
+struct CatFile {
+    child: Child,
+    stdin: BufWriter<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    line: Vec<u8>,
+}
+
+fn io_error(what: &str, e: &std::io::Error) -> InspectError {
+    InspectError::Objects {
+        detail: format!("git cat-file: {what}: {e}"),
+    }
+}
+
+fn protocol_error(detail: String) -> InspectError {
+    InspectError::Objects {
+        detail: format!("git cat-file: {detail}"),
+    }
+}
+
+impl CatFile {
+    fn spawn(git_dir: &Path, objects: &Path) -> Result<CatFile, InspectError> {
+        // The environment of `GitDir::command`, with the history as the only object store.
+        let mut child = Command::new("git")
+            .args(["cat-file", "--batch-command", "--buffer"])
+            .env("GIT_DIR", git_dir)
+            .env("GIT_OBJECT_DIRECTORY", objects)
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
+            .env("GIT_NO_LAZY_FETCH", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| io_error("starting", &e))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(protocol_error("no pipes".into()));
+        };
+        Ok(CatFile {
+            child,
+            stdin: BufWriter::new(stdin),
+            stdout: BufReader::with_capacity(64 * 1024, stdout),
+            line: Vec::new(),
+        })
+    }
+
+    fn send(&mut self, requests: &[u8]) -> Result<(), InspectError> {
+        self.stdin
+            .write_all(requests)
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| io_error("writing", &e))
+    }
+
+    /// Reads one answer line (without the LF) into `self.line`.
+    fn read_line(&mut self) -> Result<(), InspectError> {
+        self.line.clear();
+        let n = self
+            .stdout
+            .by_ref()
+            .take(1024)
+            .read_until(b'\n', &mut self.line)
+            .map_err(|e| io_error("reading", &e))?;
+        if n == 0 {
+            return Err(protocol_error("exited".into()));
+        }
+        if self.line.pop() != Some(b'\n') {
+            return Err(protocol_error("answer line too long or cut".into()));
+        }
+        Ok(())
+    }
+
+    /// The kinds of `ids` (`None`: missing), pipelined.
+    fn info(&mut self, ids: &[ObjectId]) -> Result<Vec<Option<Kind>>, InspectError> {
+        let mut requests = Vec::with_capacity(ids.len() * 46 + 6);
+        for id in ids {
+            requests.extend_from_slice(format!("info {id}\n").as_bytes());
+        }
+        requests.extend_from_slice(b"flush\n");
+        self.send(&requests)?;
+        let mut kinds = Vec::with_capacity(ids.len());
+        for id in ids {
+            self.read_line()?;
+            kinds.push(parse_header(&self.line, id)?.map(|(kind, _)| kind));
+        }
+        Ok(kinds)
+    }
+
+    /// Reads `id` into `buf`; `None` if missing. Larger than `max` bytes: an error.
+    fn contents(
+        &mut self,
+        id: &ObjectId,
+        max: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<Kind>, InspectError> {
+        self.send(format!("contents {id}\nflush\n").as_bytes())?;
+        self.read_line()?;
+        let Some((kind, size)) = parse_header(&self.line, id)? else {
+            return Ok(None);
+        };
+        if kind == Kind::Blob {
+            // Only commits, trees and tags are read: a blob where one was expected is not
+            // read (and the child, its answer pending, is stopped by the caller).
+            return Err(InspectError::Malformed {
+                id: id.to_string(),
+                what: "commit or tree (it is a blob)",
+            });
+        }
+        if size > max {
+            return Err(InspectError::ObjectTooLarge {
+                id: id.to_string(),
+                size,
+                limit: max,
+            });
+        }
+        let len = usize::try_from(size).map_err(|_| protocol_error("size".into()))?;
+        buf.clear();
+        buf.resize(len, 0);
+        self.stdout
+            .read_exact(buf)
+            .map_err(|e| io_error("reading", &e))?;
+        let mut lf = [0u8; 1];
+        self.stdout
+            .read_exact(&mut lf)
+            .map_err(|e| io_error("reading", &e))?;
+        if lf != *b"\n" {
+            return Err(protocol_error(format!("no LF after {id}")));
+        }
+        Ok(Some(kind))
+    }
+}
+
+/// Parses a `cat-file` answer line for `id`: `<id> missing` or `<id> <type> <size>`.
+fn parse_header(line: &[u8], id: &ObjectId) -> Result<Option<(Kind, u64)>, InspectError> {
+    let line =
+        std::str::from_utf8(line).map_err(|_| protocol_error("answer is not text".into()))?;
+    let bad = || protocol_error(format!("unexpected answer for {id}: {line:?}"));
+    let mut parts = line.split(' ');
+    let (Some(answered), Some(second)) = (parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    if ObjectId::from_hex(answered.as_bytes()).ok().as_ref() != Some(id) {
+        return Err(bad());
+    }
+    if second == "missing" && parts.next().is_none() {
+        return Ok(None);
+    }
+    let kind = match second {
+        "commit" => Kind::Commit,
+        "tree" => Kind::Tree,
+        "blob" => Kind::Blob,
+        "tag" => Kind::Tag,
+        _ => return Err(bad()),
+    };
+    let size = parts
+        .next()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(bad)?;
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(Some((kind, size)))
+}
+
+impl Drop for CatFile {
+    fn drop(&mut self) {
+        // Killed rather than asked to finish: an object may be half read.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commit_links() {
+        let t = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+        let p = "a".repeat(40);
+        let q = "b".repeat(40);
+        let data = format!(
+            "tree {t}\nparent {p}\nparent {q}\nauthor A <a@x> 5 +0000\ncommitter C <c@x> 1700000000 +0100\n\nparent {t}\n"
+        );
+        let node = parse_commit_node(data.as_bytes()).expect("parses");
+        assert_eq!(node.tree.to_string(), t);
+        assert_eq!(node.parents.len(), 2, "the message is not a header");
+        assert_eq!(node.parents[1].to_string(), q);
+        assert_eq!(node.time, 1_700_000_000);
+        assert!(parse_commit_node(b"parent x\n").is_none());
+        assert!(parse_commit_node(format!("tree {t}\nparent zz\n").as_bytes()).is_none());
+        assert_eq!(ident_time(b"odd"), 0);
+        assert_eq!(ident_time(b"C <c> x"), 0);
+    }
+
+    #[test]
+    fn parses_answers_and_refuses_anything_else() {
+        let id = ObjectId::from_hex(b"4b825dc642cb6eb9a060e54bf8d69288fbee4904").expect("id");
+        let hex = id.to_string();
+        let ok = |line: String| parse_header(line.as_bytes(), &id);
+        assert_eq!(
+            ok(format!("{hex} tree 0")).ok(),
+            Some(Some((Kind::Tree, 0)))
+        );
+        assert_eq!(
+            ok(format!("{hex} commit 123")).ok(),
+            Some(Some((Kind::Commit, 123)))
+        );
+        assert_eq!(ok(format!("{hex} missing")).ok(), Some(None));
+        for bad in [
+            String::new(),
+            "garbage".to_string(),
+            hex.clone(),
+            format!("{hex} tree"),
+            format!("{hex} tree -1"),
+            format!("{hex} tree 1 2"),
+            format!("{hex} thing 1"),
+            format!("{hex} missing now"),
+            format!("{hex} ambiguous"),
+            format!("{} tree 1", "a".repeat(40)),
+            format!("{} tree 1", &hex[..39]),
+        ] {
+            assert!(ok(bad.clone()).is_err(), "{bad:?}");
+        }
+        assert!(parse_header(b"\xff\xfe", &id).is_err());
+    }
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env_remove("GIT_DIR")
+            .stdin(Stdio::null())
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    }
+
+    #[test]
+    fn reads_the_history_and_fails_closed_when_git_dies() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        git(tmp.path(), &["init", "-q", "--bare", "h.git"]);
+        let h = tmp.path().join("h.git");
+        let empty = git(&h, &["mktree"]);
+        let quarantine =
+            super::super::Quarantine::create(&tmp.path().join("q"), &h).expect("quarantine");
+        let mut objects = Objects::new(
+            None,
+            Arc::new(PackFacts::default()),
+            quarantine.git_dir(),
+            quarantine.history_objects(),
+            Limits::default(),
+        );
+        let empty = ObjectId::from_hex(empty.as_bytes()).expect("id");
+        assert_eq!(objects.tree(&empty).expect("read").len(), 0);
+        assert_eq!(
+            objects.upstream_kind(&empty).expect("info"),
+            Some(Kind::Tree)
+        );
+        let absent = ObjectId::from_hex(&[b'1'; 40]).expect("id");
+        assert_eq!(objects.upstream_kind(&absent).expect("info"), None);
+        assert_eq!(objects.commit(&absent).expect("read"), None);
+        assert!(matches!(
+            objects.tree(&absent),
+            Err(InspectError::MissingObject { .. })
+        ));
+
+        // The child dies: the next read is an error, and so is every later one.
+        let cat = objects.cat.as_mut().expect("running");
+        cat.child.kill().expect("kill");
+        cat.child.wait().expect("wait");
+        let other = ObjectId::from_hex(&[b'2'; 40]).expect("id");
+        assert!(matches!(
+            objects.commit(&other),
+            Err(InspectError::Objects { .. })
+        ));
+        assert!(objects
+            .upstream_kind(&ObjectId::from_hex(&[b'3'; 40]).expect("id"))
+            .is_err());
+    }
+
+    #[test]
+    fn reads_tag_targets() {
+        let t = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+        let data = format!(
+            "object {t}\ntype tree\ntag v\n\nobject {}\n",
+            "a".repeat(40)
+        );
+        assert_eq!(
+            tag_target(data.as_bytes()).map(|i| i.to_string()),
+            Some(t.to_string())
+        );
+        assert_eq!(tag_target(b"type tree\n"), None);
+    }
+}
