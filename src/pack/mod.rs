@@ -38,13 +38,15 @@
 //!
 //! Every violation is its own [`PackError`] variant carrying the numbers; malformed input never panics.
 
-mod chain;
+mod delta;
 mod entries;
 mod error;
+mod idx;
 mod index;
 mod indexed;
 mod options;
-mod traverse;
+mod read;
+mod resolve;
 mod validate;
 mod write;
 
@@ -52,7 +54,7 @@ mod write;
 mod tests;
 
 pub use error::PackError;
-pub use index::{index, index_with_bases, BaseLookup};
+pub use index::{index, index_visiting, index_with_bases, BaseLookup};
 pub use indexed::IndexedPack;
 pub use options::Options;
 pub use write::{write_subset, WriteOutcome};
