@@ -65,19 +65,25 @@ impl PackFacts {
     pub fn collect(pack: &IndexedPack) -> Result<PackFacts, InspectError> {
         let mut facts = PackFacts::default();
         pack.for_each(|id, kind, data| {
-            let hex = id.to_string();
-            match kind {
-                Kind::Commit => {
-                    facts.commits.insert(hex.clone(), parse_commit(&hex, data));
-                }
-                Kind::Blob => {
-                    facts.blob_sizes.insert(hex, data.len() as u64);
-                }
-                Kind::Tree | Kind::Tag => {}
-            }
+            facts.add(id, kind, data);
             Ok::<(), InspectError>(())
         })?;
         Ok(facts)
+    }
+
+    /// Takes the facts of one object; with [`crate::pack::index_visiting`], the facts are
+    /// collected while the pack is indexed instead of in a second pass.
+    pub fn add(&mut self, id: crate::pack::ObjectId, kind: Kind, data: &[u8]) {
+        let hex = id.to_string();
+        match kind {
+            Kind::Commit => {
+                self.commits.insert(hex.clone(), parse_commit(&hex, data));
+            }
+            Kind::Blob => {
+                self.blob_sizes.insert(hex, data.len() as u64);
+            }
+            Kind::Tree | Kind::Tag => {}
+        }
     }
 }
 

@@ -132,9 +132,14 @@ impl Gateway {
         // Verify and index the pack; a bad pack is the client's fault: `unpack <error>`.
         // The .idx written next to the spooled pack goes when the push is done.
         let _idx = RemoveOnDrop(spool.path().with_extension("idx"));
+        // The facts inspection needs are collected while indexing (one decoding pass).
+        let mut pack_facts = PackFacts::default();
         let indexed = if request.expects_pack() {
-            match self.index_pack(spool.path()).await {
-                Ok(p) => Some(Arc::new(p)),
+            match self.index_pack_with_facts(spool.path()).await {
+                Ok((p, facts)) => {
+                    pack_facts = facts;
+                    Some(Arc::new(p))
+                }
                 Err(e) if e.is_input_error() => {
                     tracing::info!(session = %session.id, error = %e, "pushed pack refused");
                     let reason = format!("gitgate refused the pack: {e}");
@@ -191,17 +196,10 @@ impl Gateway {
         phases.mark("history");
         let quarantine = Quarantine::create(&self.state_dir().join("quarantine"), &history)
             .map_err(|e| SessionError::Internal(format!("creating the quarantine: {e}")))?;
-        let facts = match &indexed {
-            Some(pack) => {
-                link_pack(pack, &quarantine)?;
-                let pack = pack.clone();
-                tokio::task::spawn_blocking(move || PackFacts::collect(&pack))
-                    .await
-                    .map_err(|e| SessionError::Internal(e.to_string()))?
-                    .map_err(|e| SessionError::Internal(format!("reading the pack: {e}")))?
-            }
-            None => PackFacts::default(),
-        };
+        if let Some(pack) = &indexed {
+            link_pack(pack, &quarantine)?;
+        }
+        let facts = pack_facts;
         phases.mark("facts");
         let git = GitDir::new(quarantine.git_dir());
 
@@ -672,14 +670,18 @@ impl Gateway {
         Ok(out)
     }
 
+    fn pack_options(&self) -> crate::pack::Options {
+        crate::pack::Options {
+            max_pack_bytes: self.config().limits.max_push_bytes,
+            ..crate::pack::Options::default()
+        }
+    }
+
     pub(super) async fn index_pack(
         &self,
         path: &std::path::Path,
     ) -> Result<IndexedPack, PackError> {
-        let options = crate::pack::Options {
-            max_pack_bytes: self.config().limits.max_push_bytes,
-            ..crate::pack::Options::default()
-        };
+        let options = self.pack_options();
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || crate::pack::index(&path, &options))
             .await
@@ -688,6 +690,30 @@ impl Gateway {
                     detail: e.to_string(),
                 })
             })
+    }
+
+    /// Like `index_pack`, and collects the [`PackFacts`] while the pack is decoded for indexing,
+    /// instead of decoding it a second time.
+    async fn index_pack_with_facts(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<(IndexedPack, PackFacts), PackError> {
+        let options = self.pack_options();
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut facts = PackFacts::default();
+            let indexed = crate::pack::index_visiting(&path, &options, |id, kind, data| {
+                facts.add(id, kind, data);
+                Ok::<(), PackError>(())
+            })?;
+            Ok((indexed, facts))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(PackError::Internal {
+                detail: e.to_string(),
+            })
+        })
     }
 
     fn proto_limits(&self) -> receive::Limits {
