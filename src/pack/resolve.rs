@@ -3,8 +3,10 @@
 //! The [`Table`] lists the entries in pack order with their base; children are grouped by base.
 //! From each full object, its deltas are resolved while it is in memory, then their deltas, and so
 //! on: one inflate per entry, one delta application per delta. A base is kept only while its
-//! children are resolved, so memory is the current chain (at most [`Options::max_delta_depth`]
-//! objects, in practice a few) plus the delta being applied.
+//! children are resolved, and leaves the stack when its last child is being resolved, so memory is
+//! the bases on the current path that still have other children (at most
+//! [`Options::max_delta_depth`] objects; for the chains of single deltas git mostly writes, one)
+//! plus the delta being applied.
 //!
 //! Ref-deltas name their base by id. While indexing, ids exist only once objects are hashed, so a
 //! ref-delta waits until an object with its base id is resolved and is then resolved as its child
@@ -137,6 +139,8 @@ pub(crate) trait Sink {
 /// A base on the stack with the children still to resolve.
 struct Frame {
     kind: Kind,
+    /// 0 for a full object, 1 for a delta against one, and so on.
+    depth: u32,
     data: Vec<u8>,
     next: usize,
     end: usize,
@@ -192,13 +196,8 @@ pub(crate) fn traverse<S: Sink>(
         let (start, end) = table.stream(root, data_end).ok_or_else(bad_table)?;
         let mut data = spare.pop().unwrap_or_default();
         pack.inflate(start, end, node.size, &mut data, &mut inflater)?;
-        enter(root, kind, data, &starts, sink, &mut stack, &mut spare)?;
-        while !stack.is_empty() {
-            // The depth of the child about to be resolved.
-            let depth = u32::try_from(stack.len()).unwrap_or(u32::MAX);
-            let Some(top) = stack.last_mut() else {
-                break;
-            };
+        enter(root, kind, 0, data, &starts, sink, &mut stack, &mut spare)?;
+        while let Some(top) = stack.last_mut() {
             let child = if top.next < top.end {
                 let child = children.get(top.next).copied().ok_or_else(bad_table)?;
                 top.next += 1;
@@ -210,6 +209,16 @@ pub(crate) fn traverse<S: Sink>(
                     recycle(&mut spare, frame.data);
                 }
                 continue;
+            };
+            let depth = top.depth + 1;
+            let kind = top.kind;
+            // Its last child: the base is taken off the stack now, so a chain of single deltas
+            // (what git writes most) holds one base at a time, not the whole chain.
+            let last = top.next >= top.end && top.waiting.is_empty();
+            let base = if last {
+                stack.pop().map(|frame| frame.data).ok_or_else(bad_table)?
+            } else {
+                Vec::new()
             };
             limits.check_time()?;
             let node = table.nodes.get(child as usize).ok_or_else(bad_table)?;
@@ -223,27 +232,36 @@ pub(crate) fn traverse<S: Sink>(
             let (start, end) = table.stream(child, data_end).ok_or_else(bad_table)?;
             pack.inflate(start, end, node.size, &mut delta_buf, &mut inflater)?;
             let mut out = spare.pop().unwrap_or_default();
-            let kind = top.kind;
+            let base_data = match (last, stack.last()) {
+                (true, _) => base.as_slice(),
+                (false, Some(top)) => top.data.as_slice(),
+                (false, None) => return Err(Stop::Pack(bad_table())),
+            };
             delta::apply(
-                &top.data,
+                base_data,
                 &delta_buf,
                 &mut out,
                 limits.max_object_bytes,
                 node.offset,
             )?;
+            recycle(&mut spare, base);
             if delta_buf.capacity() > RECYCLE_LIMIT {
                 delta_buf = Vec::new();
             }
-            enter(child, kind, out, &starts, sink, &mut stack, &mut spare)?;
+            enter(
+                child, kind, depth, out, &starts, sink, &mut stack, &mut spare,
+            )?;
         }
     }
     Ok(())
 }
 
 /// Hands a resolved object to the sink, then keeps it on the stack if it has children.
+#[allow(clippy::too_many_arguments)]
 fn enter<S: Sink>(
     node: u32,
     kind: Kind,
+    depth: u32,
     data: Vec<u8>,
     starts: &[u32],
     sink: &mut S,
@@ -262,6 +280,7 @@ fn enter<S: Sink>(
     } else {
         stack.push(Frame {
             kind,
+            depth,
             data,
             next: start,
             end,
@@ -272,7 +291,7 @@ fn enter<S: Sink>(
 }
 
 fn recycle(spare: &mut Vec<Vec<u8>>, buf: Vec<u8>) {
-    if buf.capacity() <= RECYCLE_LIMIT && spare.len() < 4 {
+    if buf.capacity() > 0 && buf.capacity() <= RECYCLE_LIMIT && spare.len() < 4 {
         spare.push(buf);
     }
 }

@@ -92,7 +92,10 @@ fn mixed_pack() -> (Vec<u8>, HashMap<ObjectId, Vec<u8>>) {
     forward.extend(insert(b"!"));
     let forward_data = [&later[..10], b"!"].concat();
     pack.ref_delta(&later_id, &delta(later.len() as u64, 11, &forward));
-    expected.insert(object_id(gix_object::Kind::Blob, &forward_data), forward_data);
+    expected.insert(
+        object_id(gix_object::Kind::Blob, &forward_data),
+        forward_data,
+    );
     // 1: a full blob; 2: an offset-delta of it.
     let base_at = pack.object(BLOB, &base);
     expected.insert(object_id(gix_object::Kind::Blob, &base), base.clone());
@@ -107,7 +110,10 @@ fn mixed_pack() -> (Vec<u8>, HashMap<ObjectId, Vec<u8>>) {
     second.extend(insert(b"second"));
     let second_data = [&first_data[..500], b"second"].concat();
     let second_at = pack.ref_delta(&first_id, &delta(1011, 506, &second));
-    expected.insert(object_id(gix_object::Kind::Blob, &second_data), second_data.clone());
+    expected.insert(
+        object_id(gix_object::Kind::Blob, &second_data),
+        second_data.clone(),
+    );
     // 4: an offset-delta of the ref-delta.
     let third_data = [&second_data[..100], b"third"].concat();
     let mut third = copy_from_start(100);
@@ -144,7 +150,10 @@ fn mixed_offset_and_ref_deltas_resolve_and_index_as_git_does() {
     assert_eq!(walked, expected);
     let mut buf = Vec::new();
     for (id, data) in &expected {
-        assert_eq!(indexed.find(id, &mut buf).expect("decodes"), Some(Kind::Blob));
+        assert_eq!(
+            indexed.find(id, &mut buf).expect("decodes"),
+            Some(Kind::Blob)
+        );
         assert_eq!(&buf, data);
     }
     let ours = std::fs::read(indexed.idx_path().expect("idx")).expect("ours");
@@ -217,7 +226,10 @@ fn find_reads_every_object_through_a_tiny_base_cache() {
         let indexed = index(&path, &options).expect("valid");
         let mut buf = Vec::new();
         for id in indexed.ids() {
-            let kind = indexed.find(&id, &mut buf).expect("decodes").expect("present");
+            let kind = indexed
+                .find(&id, &mut buf)
+                .expect("decodes")
+                .expect("present");
             assert_eq!(object_id(kind.into(), &buf), id, "cache {cache}");
         }
     }
