@@ -234,3 +234,38 @@ fn find_reads_every_object_through_a_tiny_base_cache() {
         }
     }
 }
+
+#[test]
+fn flipped_bytes_in_a_pack_of_mixed_deltas_are_refused_without_panic() {
+    let (pack, _) = mixed_pack();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for at in 0..pack.len() - 20 {
+        for bit in [0x01, 0x80] {
+            let mut bad = pack.clone();
+            bad[at] ^= bit;
+            // Resealed: the checksum passes, so the entries themselves are what is judged.
+            let bad = super::build::reseal(bad);
+            let path = super::spool_as(tmp.path(), "flipped.pack", &bad);
+            match index(&path, &Options::default()) {
+                Ok(indexed) => {
+                    // A flip that still makes a valid pack (e.g. in a literal): it must decode.
+                    let mut count = 0;
+                    indexed
+                        .for_each(|id, kind, data| {
+                            assert_eq!(object_id(kind.into(), data), id);
+                            count += 1;
+                            Ok::<_, PackError>(())
+                        })
+                        .expect("an accepted pack decodes");
+                    assert_eq!(count, indexed.len());
+                    drop(indexed);
+                    std::fs::remove_file(path.with_extension("idx")).expect("idx removed");
+                }
+                Err(err) => {
+                    assert!(err.is_input_error(), "flip at {at}: {err:?}");
+                    assert!(!path.with_extension("idx").exists());
+                }
+            }
+        }
+    }
+}
