@@ -144,24 +144,36 @@ impl PackFacts {
     pub fn collect(pack: &IndexedPack) -> Result<PackFacts, InspectError> {
         let mut facts = PackFacts::default();
         pack.for_each(|id, kind, data| {
-            let hex = id.to_string();
-            match kind {
-                Kind::Commit => {
-                    let node = parse_commit_node(data).ok_or_else(|| InspectError::Malformed {
-                        id: hex.clone(),
-                        what: "commit",
-                    })?;
-                    facts.graph.insert(id, Arc::new(node));
-                    facts.commits.insert(hex.clone(), parse_commit(&hex, data));
-                }
-                Kind::Blob => {
-                    facts.blob_sizes.insert(hex, data.len() as u64);
-                }
-                Kind::Tree | Kind::Tag => {}
-            }
+            facts.add(id, kind, data)?;
             Ok::<(), InspectError>(())
         })?;
         Ok(facts)
+    }
+
+    /// Takes the facts of one object; with [`crate::pack::index_visiting`], the facts are
+    /// collected while the pack is indexed instead of in a second pass.
+    pub fn add(
+        &mut self,
+        id: crate::pack::ObjectId,
+        kind: Kind,
+        data: &[u8],
+    ) -> Result<(), InspectError> {
+        let hex = id.to_string();
+        match kind {
+            Kind::Commit => {
+                let node = parse_commit_node(data).ok_or_else(|| InspectError::Malformed {
+                    id: hex.clone(),
+                    what: "commit",
+                })?;
+                self.graph.insert(id, Arc::new(node));
+                self.commits.insert(hex.clone(), parse_commit(&hex, data));
+            }
+            Kind::Blob => {
+                self.blob_sizes.insert(hex, data.len() as u64);
+            }
+            Kind::Tree | Kind::Tag => {}
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,8 @@
 //! The first pass over a spooled pack: entry headers, sizes and checksums, limits enforced before
 //! anything is inflated into memory.
 //!
-//! [`Entries`] walks the file once and yields the entries gix-pack's index writer consumes. Per entry it
+//! [`Entries`] walks the file once and yields the entries (as gix-pack's input entries, which the thin
+//! pack completion consumes too). Per entry it
 //! decodes the header (`gitformat-pack`: type and size varint, then the ofs-delta distance or the
 //! ref-delta base id), refuses declared sizes over the limits, then inflates the zlib stream into a
 //! small scratch buffer only to learn where it ends, to check that it yields exactly the declared size
@@ -56,8 +57,6 @@ pub(crate) struct Entries {
     scratch: Vec<u8>,
     /// Offsets of all entries so far, ascending: an ofs-delta must name one of them.
     offsets: Vec<u64>,
-    /// Base ids of ref-deltas, to recognise the id in gix's "base not found" error.
-    ref_bases: Vec<ObjectId>,
     trailer: Option<ObjectId>,
     error: Option<PackError>,
     failed: bool,
@@ -120,7 +119,6 @@ pub(crate) fn open(
         inflate: gix_zlib::Decompress::new(),
         scratch: vec![0; SCRATCH_LEN],
         offsets: Vec::new(),
-        ref_bases: Vec::new(),
         trailer: None,
         error: None,
         failed: false,
@@ -189,11 +187,6 @@ impl Entries {
     /// The verified trailing checksum, once all entries were read.
     pub(crate) fn trailer(&self) -> Option<ObjectId> {
         self.trailer
-    }
-
-    /// Ids named by ref-deltas so far.
-    pub(crate) fn ref_bases(&self) -> &[ObjectId] {
-        &self.ref_bases
     }
 
     /// Reads and verifies the trailer of a pack without entries (with entries, the last one does it).
@@ -310,9 +303,9 @@ impl Entries {
                 for b in &mut id {
                     *b = self.byte()?;
                 }
-                let base_id = ObjectId::from(id);
-                self.ref_bases.push(base_id);
-                Header::RefDelta { base_id }
+                Header::RefDelta {
+                    base_id: ObjectId::from(id),
+                }
             }
             _ => return Err(bad("unknown object type")),
         };

@@ -1,25 +1,25 @@
 //! [`index()`]: verify a spooled pack and write its `.idx`.
 //!
-//! Three passes, each bounded by [`Options`]:
-//! 1. [`entries`] reads the file once: headers, limits, zlib framing, CRC-32 and
-//!    the trailing SHA-1, all before anything is inflated into memory.
-//! 2. gix-pack's index writer resolves every delta and hashes every object into the `.idx`.
-//! 3. `IndexedPack::verify` checks unique ids and chain depth, then decodes every commit, tree and
-//!    tag again through the fresh index to parse it (blobs need no second look).
+//! Two passes over the file, each bounded by [`Options`], neither mapping it into memory:
+//! 1. [`entries`] reads the file once, sequentially: headers, limits, zlib framing, CRC-32 and the
+//!    trailing SHA-1, all before anything is inflated into memory. It yields the entry table.
+//! 2. [`resolve`] reads the entries again with `pread`, depth-first through the delta tree: every
+//!    delta is applied, every object hashed (its id), commits, trees and tags are parsed, and chain
+//!    depth is limited. Then the ids are sorted (no duplicates) and [`idx`] writes the `.idx`.
 
-use std::cell::RefCell;
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use gix_hash::ObjectId;
+use gix_pack::data::entry::Header;
 use gix_pack::data::input;
 
 use crate::pack::entries::{self, Entries};
-use crate::pack::traverse::{gix_failure, resolver};
-use crate::pack::{IndexedPack, Kind, Options, PackError};
+use crate::pack::idx::{self, IdxEntry};
+use crate::pack::read::PackFile;
+use crate::pack::resolve::{self, Node, Parent, Sink, Stop, Table, Waiting};
+use crate::pack::{validate, IndexedPack, Kind, Options, PackError};
 
 /// Supplies delta bases from outside the pack (e.g. a mirror of the upstream) to complete a thin pack.
 ///
@@ -42,8 +42,26 @@ where
 ///
 /// A missing or empty file is a push without objects and yields an empty [`IndexedPack`]. Ref-delta
 /// bases must be inside the pack (the gateway advertises `no-thin`). On error, no `.idx` is left behind.
+///
+/// Memory: the entry table (about 60 bytes per object) and the delta chain being resolved. The pack
+/// is read with positioned reads, never mapped.
 pub fn index(pack: &Path, options: &Options) -> Result<IndexedPack, PackError> {
-    run(pack, options, None, Instant::now())
+    index_visiting(pack, options, |_, _, _| Ok::<(), PackError>(()))
+}
+
+/// Like [`index()`], and calls `visit` with every object while it is resolved, as
+/// [`IndexedPack::for_each`] would afterwards: the pack is decoded once instead of twice.
+///
+/// Objects are visited before the whole pack is verified: what `visit` learns is only valid if this
+/// returns `Ok` (an error later in the pack, e.g. a duplicate object or a missing base, refuses the
+/// pack after some objects were visited). The first error from `visit` stops indexing and is
+/// returned; no `.idx` is left behind.
+pub fn index_visiting<E, F>(pack: &Path, options: &Options, visit: F) -> Result<IndexedPack, E>
+where
+    E: From<PackError>,
+    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+{
+    run(pack, options, Instant::now(), visit)
 }
 
 /// Like [`index()`], but a pack whose ref-delta bases are missing ([`PackError::MissingBase`]) is
@@ -61,182 +79,247 @@ pub fn index_with_bases(
     bases: &dyn BaseLookup,
 ) -> Result<IndexedPack, PackError> {
     let started = Instant::now();
-    match run(pack, options, None, started) {
-        Err(PackError::MissingBase { .. }) => run(pack, options, Some(bases), started),
+    let ignore = |_: ObjectId, _: Kind, _: &[u8]| Ok::<(), PackError>(());
+    match run(pack, options, started, ignore) {
+        Err(PackError::MissingBase { .. }) => {
+            let fixed = pack.with_extension("fixed.pack");
+            let mut cleanup = Cleanup(vec![fixed.clone()]);
+            complete(pack, &fixed, options, bases, started)?;
+            let indexed = run(&fixed, options, started, ignore)?;
+            cleanup.0.clear();
+            Ok(indexed)
+        }
         other => other,
     }
 }
 
-fn run(
+fn deadline(options: &Options, started: Instant) -> Option<(Instant, Duration)> {
+    started
+        .checked_add(options.max_duration)
+        .map(|at| (at, options.max_duration))
+}
+
+fn run<E, F>(
     pack_path: &Path,
     options: &Options,
-    bases: Option<&dyn BaseLookup>,
     started: Instant,
-) -> Result<IndexedPack, PackError> {
-    let Some(mut entries) = entries::open(pack_path, options, started, bases.is_some())? else {
+    visit: F,
+) -> Result<IndexedPack, E>
+where
+    E: From<PackError>,
+    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+{
+    let Some(mut entries) = entries::open(pack_path, options, started, false)? else {
         return Ok(IndexedPack::empty(pack_path, options));
     };
-    if entries.header().count == 0 {
-        entries.finish_empty()?;
-    }
-    let data_path = match bases {
-        None => pack_path.to_owned(),
-        Some(_) => pack_path.with_extension("fixed.pack"),
-    };
-    let idx_path = data_path.with_extension("idx");
+    let idx_path = pack_path.with_extension("idx");
     if idx_path == pack_path {
         let reason = "the pack file must not end in .idx";
         let err = std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
-        return Err(PackError::io(pack_path, err));
+        return Err(PackError::io(pack_path, err).into());
+    }
+    let table = read_table(&mut entries)?;
+    let checksum = entries.trailer().ok_or_else(|| PackError::Internal {
+        detail: "the pack trailer was not read".into(),
+    })?;
+    drop(entries);
+
+    let pack = PackFile::open(pack_path)?;
+    let mut sink = IndexSink {
+        ids: vec![ObjectId::null(gix_hash::Kind::Sha1); table.nodes.len()],
+        resolved: 0,
+        waiting: Waiting::new(&table),
+        visit,
+    };
+    let limits = resolve::Limits {
+        max_object_bytes: options.max_object_bytes,
+        max_delta_depth: options.max_delta_depth,
+        deadline: deadline(options, started),
+    };
+    resolve::traverse(&table, &pack, limits, &mut sink).map_err(|stop| match stop {
+        Stop::Visitor(e) => e,
+        Stop::Pack(e) => e.into(),
+    })?;
+    if let Some(id) = sink.waiting.missing() {
+        return Err(PackError::MissingBase { id }.into());
+    }
+    if sink.resolved != table.nodes.len() {
+        return Err(PackError::Internal {
+            detail: "some entries were not resolved".into(),
+        }
+        .into());
+    }
+    let mut objects: Vec<IdxEntry> = table
+        .nodes
+        .iter()
+        .zip(sink.ids)
+        .map(|(node, id)| IdxEntry {
+            id,
+            offset: node.offset,
+            crc32: node.crc32,
+        })
+        .collect();
+    drop(table);
+    objects.sort_unstable();
+    if let Some(pair) = objects.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(PackError::DuplicateObject { id: pair[0].id }.into());
     }
     let mut cleanup = Cleanup(vec![idx_path.clone()]);
-    if bases.is_some() {
-        cleanup.0.push(data_path.clone());
-    }
-    let job = Job {
-        data_path: &data_path,
-        idx_path: &idx_path,
-        options,
-        deadline: started
-            .checked_add(options.max_duration)
-            .map(|at| (at, options.max_duration)),
-        version: entries.header().version,
-    };
-    let mut idx = IdxWriter::create(&idx_path)?;
-    let written = match bases {
-        None => job.write_idx(&mut entries, &mut idx),
-        Some(bases) => job.write_completed(&mut entries, bases, &mut idx)?,
-    }
-    .map_err(|err| job.explain(&err, &mut entries, &mut idx))?;
-    idx.finish().map_err(|e| PackError::io(&idx_path, e))?;
-    if bases.is_none() && entries.trailer().is_some_and(|t| t != written.data_hash) {
-        return Err(PackError::Internal {
-            detail: "the index names a different pack checksum than the pack".into(),
-        });
-    }
-    let indexed = IndexedPack::open(data_path.clone(), idx_path.clone(), options)?;
-    indexed.verify(options, job.deadline)?;
+    idx::write(&idx_path, &objects, &checksum, idx::OFF32_LIMIT)?;
+    drop(objects);
+    let indexed = IndexedPack::open(pack, idx_path, options)?;
     cleanup.0.clear();
     Ok(indexed)
 }
 
-/// Recognises gix's "ref-delta base not found" failure and names the base.
-fn missing_base(err: &gix_error::Error, ref_bases: &[ObjectId]) -> Option<PackError> {
-    if ref_bases.is_empty() {
-        return None;
+/// Pass 1: reads every entry into the table.
+fn read_table(entries: &mut Entries) -> Result<Table, PackError> {
+    if entries.header().count == 0 {
+        entries.finish_empty()?;
     }
-    // gix reports the id only in its message; accept it only if it is one the pack really names.
-    let text = format!("{err:?}");
-    let named = ref_bases
-        .iter()
-        .find(|id| text.contains(&id.to_hex().to_string()));
-    match named {
-        Some(id) => Some(PackError::MissingBase { id: *id }),
-        None if err.is_not_found() => ref_bases
-            .first()
-            .map(|id| PackError::MissingBase { id: *id }),
-        None => None,
-    }
-}
-
-/// One indexing run: where the pack data and the `.idx` go, and the limits.
-struct Job<'a> {
-    data_path: &'a Path,
-    idx_path: &'a Path,
-    options: &'a Options,
-    deadline: Option<(Instant, Duration)>,
-    version: gix_pack::data::Version,
-}
-
-type IndexOutcome = Result<gix_pack::index::write::Outcome, gix_error::Error>;
-
-impl Job<'_> {
-    /// Completes a thin pack: `bases` supplies missing ref-delta bases, which gix inserts before
-    /// their first delta while rewriting the pack to `data_path`, then indexes the result.
-    fn write_completed(
-        &self,
-        entries: &mut Entries,
-        bases: &dyn BaseLookup,
-        idx: &mut IdxWriter,
-    ) -> Result<IndexOutcome, PackError> {
-        let finder = BaseFinder {
-            bases,
-            max_object_bytes: self.options.max_object_bytes,
-            error: RefCell::new(None),
-        };
-        let out = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(self.data_path)
-            .map_err(|e| PackError::io(self.data_path, e))?;
-        let completed = input::LookupRefDeltaObjectsIter::new(
-            entries,
-            &finder,
-            gix_zlib::Compression::BEST_SPEED,
-        );
-        let mut rewritten =
-            input::EntriesToBytesIter::new(completed, out, self.version, gix_hash::Kind::Sha1);
-        let result = self.write_idx(&mut rewritten, idx);
-        match finder.error.into_inner() {
-            Some(err) => Err(err),
-            None => Ok(result),
-        }
-    }
-
-    /// Explains a gix failure: our own checks and I/O first, then the budget, then gix's reason.
-    fn explain(
-        &self,
-        err: &gix_error::Error,
-        entries: &mut Entries,
-        idx: &mut IdxWriter,
-    ) -> PackError {
-        if let Some(e) = entries.take_error() {
-            return e;
-        }
-        if let Some(e) = idx.error.take() {
-            return PackError::io(self.idx_path, e);
-        }
-        if let Some((at, limit)) = self.deadline {
-            if Instant::now() > at {
-                return PackError::TimeLimitExceeded { limit };
+    let mut table = Table::default();
+    table.nodes.reserve_exact(entries.header().count as usize);
+    let mut failure = None;
+    for item in entries.by_ref() {
+        let entry = match item {
+            Ok(entry) => entry,
+            Err(err) => {
+                failure = Some(err);
+                break;
             }
-        }
-        missing_base(err, entries.ref_bases()).unwrap_or_else(|| gix_failure(err))
+        };
+        let offset = entry.pack_offset;
+        let parent = match entry.header {
+            Header::Commit => Parent::Root(Kind::Commit),
+            Header::Tree => Parent::Root(Kind::Tree),
+            Header::Blob => Parent::Root(Kind::Blob),
+            Header::Tag => Parent::Root(Kind::Tag),
+            Header::OfsDelta { base_distance } => offset
+                .checked_sub(base_distance)
+                .and_then(|base| table.position(base))
+                .map(Parent::Node)
+                .ok_or(PackError::BadDeltaBase {
+                    offset,
+                    base_offset: offset.wrapping_sub(base_distance),
+                })?,
+            Header::RefDelta { base_id } => table.ref_parent(base_id),
+        };
+        let header_len =
+            u8::try_from(entry.header_size).map_err(|_| PackError::BadEntryHeader {
+                offset,
+                reason: "header too long",
+            })?;
+        table.push(Node {
+            offset,
+            size: entry.decompressed_size,
+            crc32: entry.crc32.unwrap_or_default(),
+            header_len,
+            parent,
+        });
     }
+    if let Some(err) = failure {
+        return Err(entries
+            .take_error()
+            .unwrap_or_else(|| PackError::internal(&err)));
+    }
+    Ok(table)
+}
 
-    fn write_idx(
-        &self,
-        entries: &mut dyn Iterator<Item = Result<input::Entry, gix_error::Error>>,
-        out: &mut IdxWriter,
-    ) -> IndexOutcome {
-        let deadline = self.deadline;
-        let data_path = self.data_path;
-        let never = AtomicBool::new(false);
-        gix_pack::index::write_data_iter_to_stream(
-            gix_pack::index::Version::V2,
-            move || {
-                let pack = gix_pack::data::File::at(data_path, gix_hash::Kind::Sha1)
-                    .map_err(std::io::Error::other)?;
-                let resolve = resolver(move |range, pack| {
-                    // The wall-clock budget, checked once per object: failing the lookup stops gix.
-                    if deadline.is_some_and(|(at, _)| Instant::now() > at) {
-                        return None;
-                    }
-                    pack.entry_slice(range)
-                });
-                Ok((resolve, pack))
-            },
-            entries,
-            Some(self.options.threads.max(1)),
-            &mut gix_utils::progress::Discard,
-            out,
-            &never,
-            gix_hash::Kind::Sha1,
-            self.options.alloc_limit(),
-            self.version,
-        )
+/// Hashes, checks and visits every object while indexing.
+struct IndexSink<F> {
+    ids: Vec<ObjectId>,
+    resolved: usize,
+    waiting: Waiting,
+    visit: F,
+}
+
+impl<E, F> Sink for IndexSink<F>
+where
+    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+{
+    type Error = E;
+
+    fn object(
+        &mut self,
+        node: u32,
+        kind: Kind,
+        data: &[u8],
+        waiting: &mut Vec<u32>,
+    ) -> Result<(), Stop<E>> {
+        let id = object_id(kind, data)?;
+        let slot = self
+            .ids
+            .get_mut(node as usize)
+            .ok_or_else(|| PackError::Internal {
+                detail: "entry out of range".into(),
+            })?;
+        *slot = id;
+        self.resolved += 1;
+        validate::check_object(id, kind, data)?;
+        (self.visit)(id, kind, data).map_err(Stop::Visitor)?;
+        self.waiting.take(&id, waiting);
+        Ok(())
+    }
+}
+
+/// The id git gives `data` as an object of `kind`: SHA-1 (with collision detection) of
+/// `"<kind> <size>\0"` and the content.
+pub(crate) fn object_id(kind: Kind, data: &[u8]) -> Result<ObjectId, PackError> {
+    let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
+    hasher.update(format!("{} {}\0", kind.as_str(), data.len()).as_bytes());
+    hasher.update(data);
+    hasher.try_finalize().map_err(|e| PackError::internal(&e))
+}
+
+/// Completes a thin pack: `bases` supplies missing ref-delta bases, which gix inserts before their
+/// first delta while rewriting the pack to `fixed`.
+fn complete(
+    pack: &Path,
+    fixed: &Path,
+    options: &Options,
+    bases: &dyn BaseLookup,
+    started: Instant,
+) -> Result<(), PackError> {
+    let Some(mut entries) = entries::open(pack, options, started, true)? else {
+        return Err(PackError::Internal {
+            detail: "the thin pack vanished".into(),
+        });
+    };
+    let version = entries.header().version;
+    let finder = BaseFinder {
+        bases,
+        max_object_bytes: options.max_object_bytes,
+        error: std::cell::RefCell::new(None),
+    };
+    let out = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(fixed)
+        .map_err(|e| PackError::io(fixed, e))?;
+    let completed = input::LookupRefDeltaObjectsIter::new(
+        &mut entries,
+        &finder,
+        gix_zlib::Compression::BEST_SPEED,
+    );
+    let rewritten = input::EntriesToBytesIter::new(completed, out, version, gix_hash::Kind::Sha1);
+    let mut failure = None;
+    for item in rewritten {
+        if let Err(e) = item {
+            failure = Some(e);
+            break;
+        }
+    }
+    if let Some(err) = finder.error.into_inner() {
+        return Err(err);
+    }
+    if let Some(err) = entries.take_error() {
+        return Err(err);
+    }
+    match failure {
+        Some(err) => Err(PackError::internal(&err)),
+        None => Ok(()),
     }
 }
 
@@ -244,7 +327,7 @@ impl Job<'_> {
 struct BaseFinder<'a> {
     bases: &'a dyn BaseLookup,
     max_object_bytes: u64,
-    error: RefCell<Option<PackError>>,
+    error: std::cell::RefCell<Option<PackError>>,
 }
 
 impl gix_object::Find for BaseFinder<'_> {
@@ -266,7 +349,7 @@ impl gix_object::Find for BaseFinder<'_> {
             }));
             return Err(gix_error::message("base too large").validation_error());
         }
-        if gix_object::compute_hash(gix_hash::Kind::Sha1, kind.into(), &data).ok() != Some(id) {
+        if object_id(kind, &data).ok() != Some(id) {
             return Ok(None);
         }
         *buffer = data;
@@ -278,43 +361,7 @@ impl gix_object::Find for BaseFinder<'_> {
     }
 }
 
-/// The `.idx` output; remembers the first I/O error, which gix would otherwise only describe.
-struct IdxWriter {
-    out: BufWriter<File>,
-    error: Option<std::io::Error>,
-}
-
-impl IdxWriter {
-    fn create(path: &Path) -> Result<Self, PackError> {
-        let file = File::create(path).map_err(|e| PackError::io(path, e))?;
-        Ok(IdxWriter {
-            out: BufWriter::new(file),
-            error: None,
-        })
-    }
-
-    fn finish(mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
-
-    fn remember(&mut self, err: std::io::Error) -> std::io::Error {
-        let kind = err.kind();
-        self.error.get_or_insert(err);
-        std::io::Error::new(kind, "writing the pack index failed")
-    }
-}
-
-impl Write for IdxWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.out.write(buf).map_err(|e| self.remember(e))
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush().map_err(|e| self.remember(e))
-    }
-}
-
-/// Removes the files written so far unless indexing succeeded.
+/// Removes the files written so far unless indexing succeeded (then it is forgotten).
 struct Cleanup(Vec<PathBuf>);
 
 impl Drop for Cleanup {

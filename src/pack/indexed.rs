@@ -1,73 +1,87 @@
 //! [`IndexedPack`]: a verified pack and its `.idx`, ready to be read.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use gix_hash::ObjectId;
-use gix_pack::cache::lru::StaticLinkedList;
-use gix_pack::data::decode::entry::ResolvedBase;
 
-use crate::pack::traverse::{self, Stop};
-use crate::pack::{chain, validate, Kind, Options, PackError};
+use crate::pack::delta;
+use crate::pack::read::{Base, Inflater, PackFile};
+use crate::pack::resolve::{self, Node, Parent, Sink, Stop, Table};
+use crate::pack::{Kind, Options, PackError};
 
 /// A pack that [`index`](crate::pack::index()) verified, with the `.idx` written next to it.
 ///
-/// Reading is memory-mapped: the `.pack` and `.idx` must not be modified or truncated while this
-/// value lives (a truncated mapping faults). The files stay on disk after drop; the caller removes
-/// them with the spool.
-/// `Send + Sync`: lookups from several threads serialise on the lookup cache.
+/// The pack is read with positioned reads (`pread`) into bounded buffers, never memory-mapped; the
+/// small `.idx` is mapped. Neither file may be modified while this value lives (reads would fail
+/// or, for the `.idx`, fault). The files stay on disk after drop; the caller removes them with the
+/// spool. `Send + Sync`: lookups from several threads serialise on the lookup cache.
 pub struct IndexedPack {
     pack_path: PathBuf,
     files: Option<Files>,
-    threads: usize,
-    alloc_limit: Option<usize>,
+    max_object_bytes: u64,
+    max_delta_depth: u32,
     lookup: Mutex<Lookup>,
 }
 
 struct Files {
     idx_path: PathBuf,
-    pack: gix_pack::data::File,
+    pack: PackFile,
     index: gix_pack::index::File,
 }
 
-/// State reused between lookups: recently decoded delta results and the zlib decoder.
+/// State reused between lookups: recently decoded delta bases and the zlib decoder.
 struct Lookup {
-    cache: StaticLinkedList<64>,
-    inflate: gix_zlib::Inflate,
+    cache: BaseCache,
+    inflater: Inflater,
 }
 
-impl Lookup {
-    fn new(cache_bytes: usize) -> Self {
-        Lookup {
-            cache: StaticLinkedList::new(cache_bytes.max(1)),
-            inflate: gix_zlib::Inflate::default(),
+/// Recently decoded delta bases by pack offset, most recent first, bounded in bytes and count.
+struct BaseCache {
+    budget: usize,
+    used: usize,
+    entries: VecDeque<(u64, Kind, Vec<u8>)>,
+}
+
+/// Most bases the cache holds (a linear scan finds them).
+const CACHE_ENTRIES: usize = 64;
+
+impl BaseCache {
+    fn new(budget: usize) -> Self {
+        BaseCache {
+            budget,
+            used: 0,
+            entries: VecDeque::new(),
         }
     }
-}
 
-/// Decodes the object whose entry starts at `offset` into `buf`, resolving its delta chain.
-fn decode(
-    pack: &gix_pack::data::File,
-    index: &gix_pack::index::File,
-    offset: u64,
-    buf: &mut Vec<u8>,
-    lookup: &mut Lookup,
-) -> Result<Kind, PackError> {
-    let Lookup { cache, inflate } = lookup;
-    let entry = pack.entry(offset).map_err(|e| traverse::gix_failure(&e))?;
-    let resolve = |base_id: &gix_hash::oid, _: &mut Vec<u8>| {
-        index
-            .lookup(base_id)
-            .map(|i| {
-                pack.entry(index.pack_offset_at_index(i))
-                    .map(ResolvedBase::InPack)
-            })
-            .transpose()
-    };
-    pack.decode_entry(entry, buf, inflate, &resolve, cache)
-        .map(|outcome| outcome.kind.into())
-        .map_err(|e| traverse::gix_failure(&e))
+    /// Copies the base at `offset` into `buf` and returns its kind, if cached.
+    fn get(&mut self, offset: u64, buf: &mut Vec<u8>) -> Option<Kind> {
+        let at = self.entries.iter().position(|(o, _, _)| *o == offset)?;
+        let entry = self.entries.remove(at)?;
+        buf.clear();
+        buf.extend_from_slice(&entry.2);
+        let kind = entry.1;
+        self.entries.push_front(entry);
+        Some(kind)
+    }
+
+    /// Keeps a copy of the base at `offset`, evicting the least recently used.
+    fn put(&mut self, offset: u64, kind: Kind, data: &[u8]) {
+        // One base may take at most a quarter of the budget, so several chains fit.
+        if data.len() > self.budget / 4 || self.entries.iter().any(|(o, _, _)| *o == offset) {
+            return;
+        }
+        while self.used + data.len() > self.budget || self.entries.len() >= CACHE_ENTRIES {
+            match self.entries.pop_back() {
+                Some((_, _, old)) => self.used -= old.len(),
+                None => break,
+            }
+        }
+        self.used += data.len();
+        self.entries.push_front((offset, kind, data.to_vec()));
+    }
 }
 
 impl std::fmt::Debug for IndexedPack {
@@ -85,18 +99,15 @@ impl IndexedPack {
         Self::new(pack_path.to_owned(), None, options)
     }
 
-    /// Opens a pack and the `.idx` just written for it.
+    /// Opens the `.idx` just written for `pack`.
     pub(crate) fn open(
-        pack_path: PathBuf,
+        pack: PackFile,
         idx_path: PathBuf,
         options: &Options,
     ) -> Result<Self, PackError> {
-        let alloc_limit = options.alloc_limit();
-        let pack = gix_pack::data::File::at(&pack_path, gix_hash::Kind::Sha1)
-            .map_err(|e| PackError::internal(&e))?
-            .with_alloc_limit_bytes(alloc_limit);
         let index = gix_pack::index::File::at(&idx_path, gix_hash::Kind::Sha1)
             .map_err(|e| PackError::internal(&e))?;
+        let pack_path = pack.path().to_owned();
         let files = Files {
             idx_path,
             pack,
@@ -109,55 +120,13 @@ impl IndexedPack {
         IndexedPack {
             pack_path,
             files,
-            threads: options.threads,
-            alloc_limit: options.alloc_limit(),
-            lookup: Mutex::new(Lookup::new(options.find_cache_bytes)),
+            max_object_bytes: options.max_object_bytes,
+            max_delta_depth: options.max_delta_depth,
+            lookup: Mutex::new(Lookup {
+                cache: BaseCache::new(options.find_cache_bytes.max(1)),
+                inflater: Inflater::default(),
+            }),
         }
-    }
-
-    /// The checks that need the index: unique ids, chain depth, and every commit, tree and tag
-    /// decoded and parsed. Blobs are not decoded again: their bytes cannot be invalid, and the
-    /// index writer already resolved and hashed them.
-    pub(crate) fn verify(
-        &self,
-        options: &Options,
-        deadline: Option<(Instant, Duration)>,
-    ) -> Result<(), PackError> {
-        let Some(files) = &self.files else {
-            return Ok(());
-        };
-        let (pack, index) = (&files.pack, &files.index);
-        for i in 1..index.num_objects() {
-            if index.oid_at_index(i - 1) == index.oid_at_index(i) {
-                return Err(PackError::DuplicateObject {
-                    id: index.oid_at_index(i).to_owned(),
-                });
-            }
-        }
-        let survey = chain::survey(index, pack, options.max_delta_depth)?;
-        let mut structural: Vec<(u64, u32)> = (0..index.num_objects())
-            .map(|i| (index.pack_offset_at_index(i), i))
-            .filter(|&(offset, _)| {
-                survey
-                    .kind_at(offset)
-                    .is_some_and(|kind| kind != Kind::Blob)
-            })
-            .collect();
-        drop(survey);
-        // In pack order a delta's base was usually decoded just before, and is in the cache.
-        structural.sort_unstable();
-        let mut lookup = Lookup::new(options.find_cache_bytes);
-        let mut buf = Vec::new();
-        for (offset, i) in structural {
-            if let Some((at, limit)) = deadline {
-                if Instant::now() > at {
-                    return Err(PackError::TimeLimitExceeded { limit });
-                }
-            }
-            let kind = decode(pack, index, offset, &mut buf, &mut lookup)?;
-            validate::check_object(index.oid_at_index(i).to_owned(), kind, &buf)?;
-        }
-        Ok(())
     }
 
     /// Number of objects in the pack.
@@ -187,7 +156,8 @@ impl IndexedPack {
     }
 
     /// Decodes `id` into `buf` (replacing its content) and returns its kind, or `None` if the pack does
-    /// not hold it. Memory: the object, its delta instructions, and the shared base cache.
+    /// not hold it. Memory: the object, its delta instructions, and the shared base cache
+    /// ([`Options::find_cache_bytes`]).
     pub fn find(&self, id: &ObjectId, buf: &mut Vec<u8>) -> Result<Option<Kind>, PackError> {
         let Some(files) = &self.files else {
             return Ok(None);
@@ -198,14 +168,77 @@ impl IndexedPack {
         let mut lookup = self.lookup.lock().map_err(|_| PackError::Internal {
             detail: "lookup cache poisoned".into(),
         })?;
-        decode(&files.pack, &files.index, offset, buf, &mut lookup).map(Some)
+        self.decode(files, offset, buf, &mut lookup).map(Some)
+    }
+
+    /// Decodes the object whose entry starts at `offset` into `buf`: walks its delta chain down to
+    /// a full object or a cached base, then applies the deltas back up, caching the bases.
+    fn decode(
+        &self,
+        files: &Files,
+        offset: u64,
+        buf: &mut Vec<u8>,
+        lookup: &mut Lookup,
+    ) -> Result<Kind, PackError> {
+        let Lookup { cache, inflater } = lookup;
+        let (pack, index) = (&files.pack, &files.index);
+        let changed = |at: u64| PackError::Internal {
+            detail: format!("delta chain at byte {at} changed after it was verified"),
+        };
+        let mut chain = Vec::new();
+        let mut at = offset;
+        let kind = loop {
+            if let Some(kind) = cache.get(at, buf) {
+                break kind;
+            }
+            let header = pack.header_at(at)?;
+            if header.size > self.max_object_bytes {
+                return Err(changed(at));
+            }
+            let start = at + u64::from(header.len);
+            match header.base {
+                Base::Full(kind) => {
+                    pack.inflate(start, pack.data_end(), header.size, buf, inflater)?;
+                    if !chain.is_empty() {
+                        cache.put(at, kind, buf);
+                    }
+                    break kind;
+                }
+                Base::Distance(distance) => {
+                    chain.push((at, start, header.size));
+                    at = at.checked_sub(distance).ok_or_else(|| changed(at))?;
+                }
+                Base::Id(base) => {
+                    chain.push((at, start, header.size));
+                    at = index
+                        .lookup(base)
+                        .map(|i| index.pack_offset_at_index(i))
+                        .ok_or_else(|| changed(at))?;
+                }
+            }
+            // Verified chains are no deeper than the limit; anything longer (a cycle) changed.
+            if chain.len() > self.max_delta_depth as usize {
+                return Err(changed(offset));
+            }
+        };
+        let mut instructions = Vec::new();
+        let mut out = Vec::new();
+        while let Some((at, start, size)) = chain.pop() {
+            pack.inflate(start, pack.data_end(), size, &mut instructions, inflater)?;
+            delta::apply(buf, &instructions, &mut out, self.max_object_bytes, at)?;
+            std::mem::swap(buf, &mut out);
+            if !chain.is_empty() {
+                cache.put(at, kind, buf);
+            }
+        }
+        Ok(kind)
     }
 
     /// Calls `visit` once with every object, decoded, bases before the deltas made from them.
     ///
-    /// Memory stays bounded: the visitor sees one object at a time; gix keeps a delta tree (about 50
-    /// bytes per object) and the bases that unvisited deltas still need. The first error from `visit`
-    /// stops the walk and is returned.
+    /// Memory stays bounded: the visitor sees one object at a time; the walk keeps a table of the
+    /// entries (about 40 bytes per object) and the delta chain being resolved. The first error from
+    /// `visit` stops the walk and is returned.
     pub fn for_each<E, F>(&self, visit: F) -> Result<(), E>
     where
         E: From<PackError> + Send,
@@ -214,24 +247,76 @@ impl IndexedPack {
         let Some(files) = &self.files else {
             return Ok(());
         };
-        let limits = traverse::Limits {
-            threads: self.threads,
-            alloc_limit: self.alloc_limit,
+        let (table, positions) = self.table(files)?;
+        let mut sink = VisitSink {
+            index: &files.index,
+            positions,
+            visit,
         };
-        traverse::for_each_object(&files.index, &files.pack, limits, visit).map_err(|stop| {
-            match stop {
-                Stop::Visitor(e) => e,
-                Stop::Pack(e) => e.into(),
-            }
+        let limits = resolve::Limits {
+            max_object_bytes: self.max_object_bytes,
+            max_delta_depth: self.max_delta_depth,
+            deadline: None,
+        };
+        resolve::traverse(&table, &files.pack, limits, &mut sink).map_err(|stop| match stop {
+            Stop::Visitor(e) => e,
+            Stop::Pack(e) => e.into(),
         })
+    }
+
+    /// The entry table of the pack, rebuilt from the `.idx` and the entry headers, and the index
+    /// position of every entry.
+    fn table(&self, files: &Files) -> Result<(Table, Vec<u32>), PackError> {
+        let index = &files.index;
+        let mut order: Vec<(u64, u32)> = (0..index.num_objects())
+            .map(|i| (index.pack_offset_at_index(i), i))
+            .collect();
+        order.sort_unstable();
+        let position = |offset: u64| {
+            order
+                .binary_search_by_key(&offset, |&(o, _)| o)
+                .ok()
+                .and_then(|i| u32::try_from(i).ok())
+        };
+        let mut table = Table::default();
+        table.nodes.reserve_exact(order.len());
+        for &(offset, _) in &order {
+            let header = files.pack.header_at(offset)?;
+            let changed = || PackError::Internal {
+                detail: format!("entry at byte {offset} changed after it was verified"),
+            };
+            if header.size > self.max_object_bytes {
+                return Err(changed());
+            }
+            let parent = match header.base {
+                Base::Full(kind) => Parent::Root(kind),
+                Base::Distance(distance) => offset
+                    .checked_sub(distance)
+                    .and_then(position)
+                    .map(Parent::Node)
+                    .ok_or_else(changed)?,
+                Base::Id(base) => index
+                    .lookup(base)
+                    .map(|i| index.pack_offset_at_index(i))
+                    .and_then(position)
+                    .map(Parent::Node)
+                    .ok_or_else(changed)?,
+            };
+            table.push(Node {
+                offset,
+                size: header.size,
+                crc32: 0,
+                header_len: header.len,
+                parent,
+            });
+        }
+        Ok((table, order.into_iter().map(|(_, i)| i).collect()))
     }
 
     /// The pack file (after [`index_with_bases`](crate::pack::index_with_bases) completed a thin pack,
     /// the rewritten one).
     pub fn pack_path(&self) -> &Path {
-        self.files
-            .as_ref()
-            .map_or(&self.pack_path, |f| f.pack.path())
+        &self.pack_path
     }
 
     /// The `.idx` written next to the pack; `None` for a push without a pack file.
@@ -245,7 +330,7 @@ impl IndexedPack {
     }
 
     /// The pack data and its index; `None` for a push without a pack file.
-    pub(crate) fn parts(&self) -> Option<(&gix_pack::data::File, &gix_pack::index::File)> {
+    pub(crate) fn parts(&self) -> Option<(&PackFile, &gix_pack::index::File)> {
         self.files.as_ref().map(|f| (&f.pack, &f.index))
     }
 
@@ -253,5 +338,37 @@ impl IndexedPack {
     pub(crate) fn offset_of(&self, id: &ObjectId) -> Option<u64> {
         let index = &self.files.as_ref()?.index;
         index.lookup(id).map(|i| index.pack_offset_at_index(i))
+    }
+}
+
+/// Hands every object with its id from the `.idx` to the visitor.
+struct VisitSink<'a, F> {
+    index: &'a gix_pack::index::File,
+    positions: Vec<u32>,
+    visit: F,
+}
+
+impl<E, F> Sink for VisitSink<'_, F>
+where
+    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+{
+    type Error = E;
+
+    fn object(
+        &mut self,
+        node: u32,
+        kind: Kind,
+        data: &[u8],
+        _waiting: &mut Vec<u32>,
+    ) -> Result<(), Stop<E>> {
+        let position =
+            self.positions
+                .get(node as usize)
+                .copied()
+                .ok_or_else(|| PackError::Internal {
+                    detail: "entry out of range".into(),
+                })?;
+        let id = self.index.oid_at_index(position).to_owned();
+        (self.visit)(id, kind, data).map_err(Stop::Visitor)
     }
 }

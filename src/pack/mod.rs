@@ -7,6 +7,8 @@
 //! 1. [`index()`] takes the spooled `.pack` (bytes exactly as the client sent them; a missing or empty
 //!    file is a push without objects), verifies it and writes an `.idx` next to it, so that the pair can
 //!    be dropped into a quarantine `objects/pack/` and read by git. It returns an [`IndexedPack`].
+//!    [`index_visiting`] does the same and hands every object to a visitor on the way, so a caller
+//!    that needs every object once (e.g. push inspection) decodes the pack once, not twice.
 //! 2. [`IndexedPack::for_each`] visits every object once, decoded; [`IndexedPack::find`] looks one up.
 //! 3. [`write_subset`] writes a new pack holding only some of the objects, for a push that is partly
 //!    denied: what the upstream receives must not carry the objects only a denied ref brings.
@@ -37,14 +39,23 @@
 //! - `max_duration`: wall clock, checked between objects.
 //!
 //! Every violation is its own [`PackError`] variant carrying the numbers; malformed input never panics.
+//!
+//! # Memory
+//! The pack is never memory-mapped: it is read sequentially once (pass 1), then with positioned reads
+//! (`pread`) into bounded buffers, so its pages never count toward the gateway's resident memory.
+//! Held: the entry table (a few dozen bytes per object), the object being decoded and the delta bases
+//! its siblings still need, and for lookups a byte-bounded cache of bases
+//! ([`Options::find_cache_bytes`]). Only the small `.idx` is mapped.
 
-mod chain;
+mod delta;
 mod entries;
 mod error;
+mod idx;
 mod index;
 mod indexed;
 mod options;
-mod traverse;
+mod read;
+mod resolve;
 mod validate;
 mod write;
 
@@ -52,7 +63,7 @@ mod write;
 mod tests;
 
 pub use error::PackError;
-pub use index::{index, index_with_bases, BaseLookup};
+pub use index::{index, index_visiting, index_with_bases, BaseLookup};
 pub use indexed::IndexedPack;
 pub use options::Options;
 pub use write::{write_subset, WriteOutcome};

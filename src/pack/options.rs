@@ -32,7 +32,7 @@ pub struct Options {
     /// Wall-clock budget for [`index`](crate::pack::index()), checked between objects. Default 5 minutes.
     pub max_duration: Duration,
     /// Threads used to resolve deltas; 1 keeps the work on the calling (blocking) thread.
-    /// Values above 1 only take effect when gix-pack is built with its `parallel` feature. Default 1.
+    /// Currently unused: resolution runs on the calling thread. Default 1.
     pub threads: usize,
     /// Memory for recently decoded delta bases kept by [`find`](crate::pack::IndexedPack::find).
     /// Default 16 MiB.
@@ -51,16 +51,5 @@ impl Default for Options {
             threads: 1,
             find_cache_bytes: 16 << 20,
         }
-    }
-}
-
-impl Options {
-    /// The cap handed to gix-pack for any single allocation: a delta result, its base and the delta
-    /// instructions, or the per-object bookkeeping of the delta tree. Sizes were already checked
-    /// against the limits above; this is defence in depth inside gix.
-    pub(crate) fn alloc_limit(&self) -> Option<usize> {
-        let buffers = self.max_object_bytes.saturating_mul(3);
-        let bookkeeping = u64::from(self.max_objects).saturating_mul(256);
-        usize::try_from(buffers.max(bookkeeping)).ok()
     }
 }

@@ -1,16 +1,17 @@
 //! [`write_subset`]: a new pack holding only some objects of an indexed one.
 //!
 //! Used when a push is partly denied: the upstream must not receive the objects only a denied ref
-//! brings (hosts serve unreferenced objects by id). Full objects are copied as they are; deltas are
+//! brings (hosts serve unreferenced objects by id). Full objects are copied as they are (read with
+//! `pread` in 64 KiB chunks); deltas are
 //! written undeltified (decoded, then compressed), since their base may not be in the subset.
 
 use std::io::Write;
 
 use gix_hash::ObjectId;
-use gix_pack::data::entry::Header;
 use gix_zlib::stream::deflate::{Compress, FlushCompress};
 
 use crate::pack::entries::{HEADER_LEN, TRAILER_LEN};
+use crate::pack::read::{Base, PackFile};
 use crate::pack::{IndexedPack, Kind, PackError};
 
 /// What [`write_subset`] wrote.
@@ -58,13 +59,13 @@ pub fn write_subset(
     header[8..].copy_from_slice(&count.to_be_bytes());
     out.write(&header)?;
 
-    let mut entry_ends = EntryEnds::new(indexed);
+    let entry_ends = EntryEnds::new(indexed);
     let mut compressor = Compress::new(gix_zlib::Compression::BEST_SPEED);
     let mut buf = Vec::new();
     let mut scratch = vec![0u8; 64 * 1024];
     for (offset, id) in wanted {
-        if let Some(raw) = entry_ends.raw_full_object(offset)? {
-            out.write(raw)?;
+        if let Some((pack, start, end)) = entry_ends.raw_full_object(offset)? {
+            pack.copy_range(start, end, &mut scratch, |raw| out.write(raw))?;
             continue;
         }
         let kind = indexed
@@ -137,7 +138,7 @@ fn deflate<W: Write>(
 
 /// Finds where entries end, to copy full objects byte for byte.
 struct EntryEnds<'a> {
-    parts: Option<(&'a gix_pack::data::File, Vec<u64>)>,
+    parts: Option<(&'a PackFile, Vec<u64>)>,
 }
 
 impl<'a> EntryEnds<'a> {
@@ -149,28 +150,20 @@ impl<'a> EntryEnds<'a> {
         }
     }
 
-    /// The raw bytes (header and zlib stream) of the entry at `offset` if it is a full object, which
-    /// is valid as is in any pack; `None` for deltas.
-    fn raw_full_object(&mut self, offset: u64) -> Result<Option<&'a [u8]>, PackError> {
+    /// The raw byte range (header and zlib stream) of the entry at `offset` if it is a full
+    /// object, which is valid as is in any pack; `None` for deltas.
+    fn raw_full_object(&self, offset: u64) -> Result<Option<(&'a PackFile, u64, u64)>, PackError> {
         let Some((pack, offsets)) = &self.parts else {
             return Ok(None);
         };
-        let entry = pack.entry(offset).map_err(|e| PackError::internal(&e))?;
-        if matches!(
-            entry.header,
-            Header::OfsDelta { .. } | Header::RefDelta { .. }
-        ) {
+        if !matches!(pack.header_at(offset)?.base, Base::Full(_)) {
             return Ok(None);
         }
         let end = match offsets.binary_search(&offset) {
-            Ok(i) => offsets
-                .get(i + 1)
-                .copied()
-                .unwrap_or(pack.pack_end() as u64),
+            Ok(i) => offsets.get(i + 1).copied().unwrap_or(pack.data_end()),
             Err(_) => return Ok(None),
         };
-        let pack: &'a gix_pack::data::File = pack;
-        Ok(pack.entry_slice(offset..end))
+        Ok(Some((*pack, offset, end)))
     }
 }
 

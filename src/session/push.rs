@@ -132,9 +132,14 @@ impl Gateway {
         // Verify and index the pack; a bad pack is the client's fault: `unpack <error>`.
         // The .idx written next to the spooled pack goes when the push is done.
         let _idx = RemoveOnDrop(spool.path().with_extension("idx"));
+        // The facts inspection needs are collected while indexing (one decoding pass).
+        let mut pack_facts = PackFacts::default();
         let indexed = if request.expects_pack() {
-            match self.index_pack(spool.path()).await {
-                Ok(p) => Some(Arc::new(p)),
+            match self.index_pack_with_facts(spool.path()).await {
+                Ok((p, facts)) => {
+                    pack_facts = facts;
+                    Some(Arc::new(p))
+                }
                 Err(e) if e.is_input_error() => {
                     tracing::info!(session = %session.id, error = %e, "pushed pack refused");
                     let reason = format!("gitgate refused the pack: {e}");
@@ -193,7 +198,7 @@ impl Gateway {
             .map_err(|e| SessionError::Internal(format!("creating the quarantine: {e}")))?;
         let mut inspector = Inspector::new(&quarantine, Default::default());
         // The original bytes, for the relay, opened before the spool moves into the record's
-        // pack store: keeping it (hash, move, flush) runs while the push is inspected.
+        // pack store: keeping it (hash, link, flush) runs while the push is inspected.
         let original = match &indexed {
             Some(pack) => {
                 link_pack(pack, &quarantine)?;
@@ -208,16 +213,7 @@ impl Gateway {
         let keeping = indexed
             .as_ref()
             .map(|_| self.start_keeping(spool.path().to_path_buf()));
-        let facts = match &indexed {
-            Some(pack) => {
-                let pack = pack.clone();
-                tokio::task::spawn_blocking(move || PackFacts::collect(&pack))
-                    .await
-                    .map_err(|e| SessionError::Internal(e.to_string()))?
-                    .map_err(|e| SessionError::Internal(format!("reading the pack: {e}")))?
-            }
-            None => PackFacts::default(),
-        };
+        let facts = pack_facts;
         phases.mark("facts");
         inspector.load(indexed.clone(), facts);
 
@@ -698,14 +694,18 @@ impl Gateway {
         Ok(out)
     }
 
+    fn pack_options(&self) -> crate::pack::Options {
+        crate::pack::Options {
+            max_pack_bytes: self.config().limits.max_push_bytes,
+            ..crate::pack::Options::default()
+        }
+    }
+
     pub(super) async fn index_pack(
         &self,
         path: &std::path::Path,
     ) -> Result<IndexedPack, PackError> {
-        let options = crate::pack::Options {
-            max_pack_bytes: self.config().limits.max_push_bytes,
-            ..crate::pack::Options::default()
-        };
+        let options = self.pack_options();
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || crate::pack::index(&path, &options))
             .await
@@ -714,6 +714,31 @@ impl Gateway {
                     detail: e.to_string(),
                 })
             })
+    }
+
+    /// Like `index_pack`, and collects the [`PackFacts`] while the pack is decoded for indexing,
+    /// instead of decoding it a second time.
+    async fn index_pack_with_facts(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<(IndexedPack, PackFacts), PackError> {
+        let options = self.pack_options();
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut facts = PackFacts::default();
+            let indexed = crate::pack::index_visiting(&path, &options, |id, kind, data| {
+                facts.add(id, kind, data).map_err(|e| PackError::Internal {
+                    detail: format!("reading the pack's facts: {e}"),
+                })
+            })?;
+            Ok((indexed, facts))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(PackError::Internal {
+                detail: e.to_string(),
+            })
+        })
     }
 
     fn proto_limits(&self) -> receive::Limits {

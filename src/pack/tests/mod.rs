@@ -5,6 +5,7 @@
 mod build;
 mod malformed;
 mod objects;
+mod pread;
 mod real_git;
 mod seeds;
 mod subset;

@@ -1,0 +1,343 @@
+//! Resolving every entry of a pack once, depth-first through its delta tree, reading with `pread`.
+//!
+//! The [`Table`] lists the entries in pack order with their base; children are grouped by base.
+//! From each full object, its deltas are resolved while it is in memory, then their deltas, and so
+//! on: one inflate per entry, one delta application per delta. A base is kept only while its
+//! children are resolved, and leaves the stack when its last child is being resolved, so memory is
+//! the bases on the current path that still have other children (at most
+//! [`Options::max_delta_depth`] objects; for the chains of single deltas git mostly writes, one)
+//! plus the delta being applied.
+//!
+//! Ref-deltas name their base by id. While indexing, ids exist only once objects are hashed, so a
+//! ref-delta waits until an object with its base id is resolved and is then resolved as its child
+//! (wherever the base is in the pack). Whatever still waits at the end has no base in the pack.
+//!
+//! [`Options::max_delta_depth`]: crate::pack::Options::max_delta_depth
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use gix_hash::ObjectId;
+
+use crate::pack::delta;
+use crate::pack::read::{Inflater, PackFile};
+use crate::pack::{Kind, PackError};
+
+/// Where an entry's content comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Parent {
+    /// A full object of this kind.
+    Root(Kind),
+    /// A delta against the entry at this position of the table.
+    Node(u32),
+    /// A ref-delta against the id at this position of [`Table::ref_ids`], not yet located.
+    Ref(u32),
+}
+
+/// One entry of the pack.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Node {
+    /// Where the entry starts.
+    pub(crate) offset: u64,
+    /// Inflated size (of the object, or of the delta instructions).
+    pub(crate) size: u64,
+    /// CRC-32 of the raw entry, for the `.idx` (0 when not known).
+    pub(crate) crc32: u32,
+    /// Length of the entry header.
+    pub(crate) header_len: u8,
+    /// Its base.
+    pub(crate) parent: Parent,
+}
+
+/// The entries of a pack in pack order (ascending offsets).
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) ref_ids: Vec<ObjectId>,
+}
+
+impl Table {
+    /// Position of the entry starting at `offset`.
+    pub(crate) fn position(&self, offset: u64) -> Option<u32> {
+        let i = self
+            .nodes
+            .binary_search_by_key(&offset, |n| n.offset)
+            .ok()?;
+        u32::try_from(i).ok()
+    }
+
+    /// Appends an entry; offsets must ascend.
+    pub(crate) fn push(&mut self, node: Node) {
+        self.nodes.push(node);
+    }
+
+    /// Appends a ref-delta's base id, returning the [`Parent::Ref`] naming it.
+    pub(crate) fn ref_parent(&mut self, id: ObjectId) -> Parent {
+        let at = u32::try_from(self.ref_ids.len()).unwrap_or(u32::MAX);
+        self.ref_ids.push(id);
+        Parent::Ref(at)
+    }
+
+    /// Where the zlib stream of entry `i` starts and where the entry ends.
+    fn stream(&self, i: u32, data_end: u64) -> Option<(u64, u64)> {
+        let node = self.nodes.get(i as usize)?;
+        let end = self
+            .nodes
+            .get(i as usize + 1)
+            .map_or(data_end, |next| next.offset);
+        Some((node.offset + u64::from(node.header_len), end))
+    }
+}
+
+/// Limits checked while resolving.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_object_bytes: u64,
+    pub(crate) max_delta_depth: u32,
+    pub(crate) deadline: Option<(Instant, Duration)>,
+}
+
+impl Limits {
+    fn check_time(&self) -> Result<(), PackError> {
+        match self.deadline {
+            Some((at, limit)) if Instant::now() > at => Err(PackError::TimeLimitExceeded { limit }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a traversal stopped early.
+#[derive(Debug)]
+pub(crate) enum Stop<E> {
+    /// The visitor returned this error.
+    Visitor(E),
+    /// The pack could not be resolved.
+    Pack(PackError),
+}
+
+impl<E> From<PackError> for Stop<E> {
+    fn from(err: PackError) -> Self {
+        Stop::Pack(err)
+    }
+}
+
+/// What happens with each resolved object.
+pub(crate) trait Sink {
+    /// The visitor's error.
+    type Error;
+    /// Takes the object of entry `node`; pushes onto `waiting` the entries (ref-deltas) that become
+    /// its children now that its id is known.
+    fn object(
+        &mut self,
+        node: u32,
+        kind: Kind,
+        data: &[u8],
+        waiting: &mut Vec<u32>,
+    ) -> Result<(), Stop<Self::Error>>;
+}
+
+/// A base on the stack with the children still to resolve.
+struct Frame {
+    kind: Kind,
+    /// 0 for a full object, 1 for a delta against one, and so on.
+    depth: u32,
+    data: Vec<u8>,
+    next: usize,
+    end: usize,
+    waiting: Vec<u32>,
+}
+
+/// Buffers of at most this capacity are reused; bigger ones are freed at once.
+const RECYCLE_LIMIT: usize = 4 << 20;
+
+/// Resolves every entry reachable from a full object, calling `sink` for each, bases before their
+/// deltas. Entries whose base never appears (ref-deltas) are not resolved; the caller checks.
+pub(crate) fn traverse<S: Sink>(
+    table: &Table,
+    pack: &PackFile,
+    limits: Limits,
+    sink: &mut S,
+) -> Result<(), Stop<S::Error>> {
+    let count = table.nodes.len();
+    // Children by base, in pack order (counting sort into one array).
+    let mut starts = vec![0u32; count + 1];
+    for node in &table.nodes {
+        if let Parent::Node(base) = node.parent {
+            if let Some(s) = starts.get_mut(base as usize + 1) {
+                *s += 1;
+            }
+        }
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut fill = starts.clone();
+    let mut children = vec![0u32; starts.last().copied().unwrap_or(0) as usize];
+    for (i, node) in table.nodes.iter().enumerate() {
+        if let Parent::Node(base) = node.parent {
+            let slot = fill.get_mut(base as usize).ok_or_else(bad_table)?;
+            *children.get_mut(*slot as usize).ok_or_else(bad_table)? = i as u32;
+            *slot += 1;
+        }
+    }
+    drop(fill);
+
+    let data_end = pack.data_end();
+    let mut inflater = Inflater::default();
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut delta_buf = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    for (root, node) in table.nodes.iter().enumerate() {
+        let Parent::Root(kind) = node.parent else {
+            continue;
+        };
+        limits.check_time()?;
+        let root = root as u32;
+        let (start, end) = table.stream(root, data_end).ok_or_else(bad_table)?;
+        let mut data = spare.pop().unwrap_or_default();
+        pack.inflate(start, end, node.size, &mut data, &mut inflater)?;
+        enter(root, kind, 0, data, &starts, sink, &mut stack, &mut spare)?;
+        while let Some(top) = stack.last_mut() {
+            let child = if top.next < top.end {
+                let child = children.get(top.next).copied().ok_or_else(bad_table)?;
+                top.next += 1;
+                child
+            } else if let Some(child) = top.waiting.pop() {
+                child
+            } else {
+                if let Some(frame) = stack.pop() {
+                    recycle(&mut spare, frame.data);
+                }
+                continue;
+            };
+            let depth = top.depth + 1;
+            let kind = top.kind;
+            // Its last child: the base is taken off the stack now, so a chain of single deltas
+            // (what git writes most) holds one base at a time, not the whole chain.
+            let last = top.next >= top.end && top.waiting.is_empty();
+            let base = if last {
+                stack.pop().map(|frame| frame.data).ok_or_else(bad_table)?
+            } else {
+                Vec::new()
+            };
+            limits.check_time()?;
+            let node = table.nodes.get(child as usize).ok_or_else(bad_table)?;
+            if depth > limits.max_delta_depth {
+                return Err(Stop::Pack(PackError::DeltaChainTooDeep {
+                    offset: node.offset,
+                    depth,
+                    limit: limits.max_delta_depth,
+                }));
+            }
+            let (start, end) = table.stream(child, data_end).ok_or_else(bad_table)?;
+            pack.inflate(start, end, node.size, &mut delta_buf, &mut inflater)?;
+            let mut out = spare.pop().unwrap_or_default();
+            let base_data = match (last, stack.last()) {
+                (true, _) => base.as_slice(),
+                (false, Some(top)) => top.data.as_slice(),
+                (false, None) => return Err(Stop::Pack(bad_table())),
+            };
+            delta::apply(
+                base_data,
+                &delta_buf,
+                &mut out,
+                limits.max_object_bytes,
+                node.offset,
+            )?;
+            recycle(&mut spare, base);
+            if delta_buf.capacity() > RECYCLE_LIMIT {
+                delta_buf = Vec::new();
+            }
+            enter(
+                child, kind, depth, out, &starts, sink, &mut stack, &mut spare,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Hands a resolved object to the sink, then keeps it on the stack if it has children.
+#[allow(clippy::too_many_arguments)]
+fn enter<S: Sink>(
+    node: u32,
+    kind: Kind,
+    depth: u32,
+    data: Vec<u8>,
+    starts: &[u32],
+    sink: &mut S,
+    stack: &mut Vec<Frame>,
+    spare: &mut Vec<Vec<u8>>,
+) -> Result<(), Stop<S::Error>> {
+    let mut waiting = Vec::new();
+    sink.object(node, kind, &data, &mut waiting)?;
+    let start = starts.get(node as usize).copied().ok_or_else(bad_table)? as usize;
+    let end = starts
+        .get(node as usize + 1)
+        .copied()
+        .ok_or_else(bad_table)? as usize;
+    if start == end && waiting.is_empty() {
+        recycle(spare, data);
+    } else {
+        stack.push(Frame {
+            kind,
+            depth,
+            data,
+            next: start,
+            end,
+            waiting,
+        });
+    }
+    Ok(())
+}
+
+fn recycle(spare: &mut Vec<Vec<u8>>, buf: Vec<u8>) {
+    if buf.capacity() > 0 && buf.capacity() <= RECYCLE_LIMIT && spare.len() < 4 {
+        spare.push(buf);
+    }
+}
+
+fn bad_table() -> PackError {
+    PackError::Internal {
+        detail: "inconsistent delta tree".into(),
+    }
+}
+
+/// Ref-deltas waiting for their base, by base id (while indexing).
+pub(crate) struct Waiting {
+    by_base: HashMap<ObjectId, Vec<u32>>,
+}
+
+impl Waiting {
+    /// Groups the ref-deltas of `table` by base id.
+    pub(crate) fn new(table: &Table) -> Self {
+        let mut by_base: HashMap<ObjectId, Vec<u32>> = HashMap::new();
+        for (i, node) in table.nodes.iter().enumerate() {
+            if let Parent::Ref(r) = node.parent {
+                if let Some(id) = table.ref_ids.get(r as usize) {
+                    by_base.entry(*id).or_default().push(i as u32);
+                }
+            }
+        }
+        Waiting { by_base }
+    }
+
+    /// The ref-deltas whose base is `id`, now resolved (each is handed out once).
+    pub(crate) fn take(&mut self, id: &ObjectId, into: &mut Vec<u32>) {
+        if self.by_base.is_empty() {
+            return;
+        }
+        if let Some(nodes) = self.by_base.remove(id) {
+            // Popped from the end: reversed, they resolve in pack order.
+            into.extend(nodes.into_iter().rev());
+        }
+    }
+
+    /// A base no resolved object provided: the one named by the earliest such ref-delta.
+    pub(crate) fn missing(&self) -> Option<ObjectId> {
+        self.by_base
+            .iter()
+            .filter_map(|(id, nodes)| nodes.iter().min().map(|first| (*first, *id)))
+            .min()
+            .map(|(_, id)| id)
+    }
+}
