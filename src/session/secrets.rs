@@ -23,32 +23,78 @@ pub(crate) struct ScanResult {
     pub unreferenced_secret: bool,
 }
 
-/// Scans every blob of `pack` (blocking: run in `spawn_blocking`).
+/// Blobs up to this size are copied to scanning threads while the pack is decoded; larger
+/// ones are scanned in place (memory: at most [`IN_FLIGHT`] copies of this size).
+const HANDOFF_MAX: usize = 4 << 20;
+/// Copied blobs waiting for a scanning thread.
+const IN_FLIGHT: usize = 8;
+
+/// Scans every blob of `pack` (blocking: run in `spawn_blocking`). The pack is decoded on this
+/// thread while the other cores scan: small blobs are handed to scanning threads, large ones
+/// scanned here without a copy.
 pub(crate) fn scan_pack(
     scanner: &Scanner,
     pack: &IndexedPack,
     paths: &HashMap<String, String>,
 ) -> Result<ScanResult, PackError> {
-    let mut result = ScanResult::default();
-    pack.for_each(|id, kind, data| {
-        if kind != Kind::Blob {
-            return Ok::<(), PackError>(());
-        }
-        let hex = id.to_string();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let result = std::sync::Mutex::new(ScanResult::default());
+    let scan_one = |hex: String, data: &[u8]| {
         let path = paths.get(&hex).map(String::as_str);
         let outcome = scanner.scan(path.unwrap_or(""), data);
-        if let Some(reason) = outcome.skipped {
-            result.skipped.insert(hex.clone(), reason);
+        if outcome.skipped.is_none() && outcome.findings.is_empty() {
+            return;
         }
-        if !outcome.findings.is_empty() {
-            if path.is_none() {
-                result.unreferenced_secret = true;
+        if let Ok(mut result) = result.lock() {
+            if let Some(reason) = outcome.skipped {
+                result.skipped.insert(hex.clone(), reason);
             }
-            result.findings.insert(hex, outcome.findings);
+            if !outcome.findings.is_empty() {
+                if path.is_none() {
+                    result.unreferenced_secret = true;
+                }
+                result.findings.insert(hex, outcome.findings);
+            }
         }
-        Ok(())
-    })?;
-    Ok(result)
+    };
+    let walked = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(IN_FLIGHT);
+        // Shared by the scanning threads only: if they all stop, sending fails and the blob
+        // is scanned here instead of waiting forever.
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let scan_one = &scan_one;
+        for _ in 0..workers {
+            let rx = Arc::clone(&rx);
+            s.spawn(move || loop {
+                let next = rx.lock().ok().and_then(|r| r.recv().ok());
+                let Some((hex, data)) = next else { break };
+                scan_one(hex, &data);
+            });
+        }
+        drop(rx);
+        let walked = pack.for_each(|id, kind, data| {
+            if kind != Kind::Blob {
+                return Ok::<(), PackError>(());
+            }
+            let hex = id.to_string();
+            if workers > 1 && data.len() <= HANDOFF_MAX {
+                if let Err(std::sync::mpsc::SendError((hex, data))) = tx.send((hex, data.to_vec()))
+                {
+                    scan_one(hex, &data);
+                }
+            } else {
+                scan_one(hex, data);
+            }
+            Ok(())
+        });
+        drop(tx);
+        walked
+    });
+    walked?;
+    // A poisoned lock means a scanning thread panicked: fail closed.
+    result.into_inner().map_err(|_| PackError::Internal {
+        detail: "a scanning thread failed".into(),
+    })
 }
 
 /// The first path inspection saw each new blob at.
