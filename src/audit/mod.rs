@@ -269,28 +269,11 @@ impl Audit {
     /// present (`time` normalized to UTC milliseconds), made otherwise. On any error nothing
     /// was recorded: deny the operation.
     pub fn append(&self, kind: RecordKind, body: &impl Serialize) -> Result<RecordRef, AuditError> {
-        if self.inner.signer.is_none() {
-            return Err(AuditError::ReadOnly);
-        }
-        let (id, time, body) = prepare(kind, body)?;
-        let job = Arc::new(Job {
-            kind,
-            id,
-            time,
-            body: chain::canonical(&body),
-            columns: Columns::of(&body),
-            result: Mutex::new(None),
-        });
         // Group commit: queue the record, then take the writer. Whoever holds the writer
         // writes everything queued in one transaction (one fsync, one head signature) and
         // hands each waiter its result; a waiter that gets the writer and finds its result
         // there is done.
-        self.inner
-            .queue
-            .lock()
-            .map_err(|_| AuditError::Poisoned)?
-            .push(job.clone());
-        self.complete(&job)
+        self.enqueue(kind, body)?.wait()
     }
 
     /// Queues a record like [`Audit::append`] without waiting for it: it takes its place in

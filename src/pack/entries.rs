@@ -453,25 +453,7 @@ impl Entries {
 /// The result size from a delta's header: two little-endian base-128 varints, base size then result
 /// size (`gitformat-pack`, "Deltified representation"). `None` if malformed or over 64 bits.
 pub(crate) fn delta_result_size(prefix: &[u8]) -> Option<u64> {
-    let mut rest = prefix;
-    let mut sizes = [0u64; 2];
-    for size in &mut sizes {
-        let mut shift = 0u32;
-        loop {
-            let (&byte, tail) = rest.split_first()?;
-            rest = tail;
-            let part = u64::from(byte & 0x7f);
-            if shift >= 64 || (part << shift) >> shift != part {
-                return None;
-            }
-            *size |= part << shift;
-            shift += 7;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
-    }
-    Some(sizes[1])
+    crate::pack::delta::sizes(prefix).map(|(_, result, _)| result)
 }
 
 impl Iterator for Entries {
