@@ -15,6 +15,7 @@ mod check;
 mod harness_selftest;
 mod http_clone;
 mod http_push;
+mod mirror;
 mod oidc;
 mod policy_fetch;
 mod policy_push;

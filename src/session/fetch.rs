@@ -41,20 +41,27 @@ impl Gateway {
                 session.service,
                 session.protocol,
             );
-            if session.service == Service::ReceivePack {
-                // A push usually follows: have the mirror refreshed while the client packs.
-                let at = self.note_advertised(session);
-                session
-                    .repo
-                    .upstream
-                    .prefetch_history(&session.repo.path, at);
-            }
+            let advertised_at =
+                (session.service == Service::ReceivePack).then(|| self.note_advertised(session));
             let upstream = match upstream.await {
                 Ok(u) => u,
                 Err(e) => {
                     pending.detach();
                     return Err(e.into());
                 }
+            };
+            let upstream = match advertised_at {
+                Some(at) => {
+                    // A push usually follows: have the mirror refreshed while the client
+                    // packs, or not at all when it holds every tip listed here.
+                    let (upstream, tips) = super::tips::tap(upstream);
+                    session
+                        .repo
+                        .upstream
+                        .prefetch_history(&session.repo.path, at, Some(tips));
+                    upstream
+                }
+                None => upstream,
             };
             let (first, upstream) = peek(upstream, V2_START.len()).await?;
             if first.starts_with(V2_START) {

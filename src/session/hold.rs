@@ -241,6 +241,27 @@ impl Gateway {
                 }
             };
             let relay_took = started.elapsed();
+            // The upstream now holds what the original pack carried: add it to the mirror, so
+            // the next push needs no fetch to see it (a rebuilt subset pack is not indexed).
+            let accepted = matches!(report.unpack, Unpack::Ok)
+                && report
+                    .refs
+                    .iter()
+                    .any(|r| matches!(r, RefStatus::Ok { .. }));
+            if let (false, true, Some(pack)) = (denied_any, accepted, indexed.as_deref()) {
+                if let (Some(idx), Some(checksum)) = (pack.idx_path(), pack.checksum()) {
+                    session
+                        .repo
+                        .upstream
+                        .write_through(
+                            &session.repo.path,
+                            pack.pack_path(),
+                            idx,
+                            &checksum.to_string(),
+                        )
+                        .await;
+                }
+            }
             self.record_result(&session, &op_id, Some(&report), None)
                 .await;
             tracing::debug!(

@@ -21,6 +21,7 @@ mod refs;
 pub mod reject;
 pub mod route;
 mod secrets;
+mod tips;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

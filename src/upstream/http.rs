@@ -94,6 +94,31 @@ impl HttpUpstream {
             .await
     }
 
+    /// [`Self::history`] for an advertisement made at `at` that listed `tips`: no fetch when
+    /// the mirror holds them all.
+    pub(crate) async fn history_unless_current(
+        &self,
+        path: &str,
+        at: std::time::Instant,
+        tips: &[String],
+    ) -> Result<PathBuf, UpstreamError> {
+        let url = self.url(path, &[])?;
+        self.mirrors
+            .refresh_unless_current(
+                path,
+                &url,
+                &MirrorAuth::Http(self.credential.as_ref()),
+                at,
+                tips,
+            )
+            .await
+    }
+
+    /// The mirror of this upstream.
+    pub(crate) fn mirrors(&self) -> &super::mirror::Mirrors {
+        &self.mirrors
+    }
+
     fn url(&self, path: &str, tail: &[&str]) -> Result<Url, UpstreamError> {
         let mut url = self.base.clone();
         {

@@ -69,19 +69,7 @@ impl Mirrors {
         auth: &MirrorAuth<'_>,
         since: Option<std::time::Instant>,
     ) -> Result<PathBuf, UpstreamError> {
-        let name = if path.ends_with(".git") {
-            path.to_string()
-        } else {
-            format!("{path}.git")
-        };
-        let dir = self.root.join(&self.upstream).join(name);
-        let lock = {
-            let mut locks = self
-                .locks
-                .lock()
-                .map_err(|_| self.failed("mirror lock poisoned".into()))?;
-            locks.entry(dir.clone()).or_default().clone()
-        };
+        let (dir, lock) = self.dir_and_lock(path)?;
         let mut freshness = lock.lock().await;
         if let (Some(since), Some(started)) = (since, freshness.started) {
             if started >= since {
@@ -118,6 +106,117 @@ impl Mirrors {
             .await?;
         freshness.started = Some(started);
         Ok(dir)
+    }
+
+    fn dir_and_lock(
+        &self,
+        path: &str,
+    ) -> Result<(PathBuf, Arc<tokio::sync::Mutex<Freshness>>), UpstreamError> {
+        let name = if path.ends_with(".git") {
+            path.to_string()
+        } else {
+            format!("{path}.git")
+        };
+        let dir = self.root.join(&self.upstream).join(name);
+        let lock = {
+            let mut locks = self
+                .locks
+                .lock()
+                .map_err(|_| self.failed("mirror lock poisoned".into()))?;
+            locks.entry(dir.clone()).or_default().clone()
+        };
+        Ok((dir, lock))
+    }
+
+    /// Like [`Mirrors::refresh`] with `since = at`, for an advertisement made at `at` that
+    /// listed `tips`: when the mirror already holds every one of them (fetched, or written
+    /// through by the gateway's own pushes), it is as current as a fetch would make it for a
+    /// push against that advertisement, and no fetch runs.
+    pub(crate) async fn refresh_unless_current(
+        &self,
+        path: &str,
+        url: &Url,
+        auth: &MirrorAuth<'_>,
+        at: std::time::Instant,
+        tips: &[String],
+    ) -> Result<PathBuf, UpstreamError> {
+        {
+            let (dir, lock) = self.dir_and_lock(path)?;
+            let mut freshness = lock.lock().await;
+            if freshness.started.is_some_and(|started| started >= at) {
+                return Ok(dir);
+            }
+            if dir.join("HEAD").is_file() && self.holds_all(&dir, tips).await {
+                tracing::debug!(mirror = %dir.display(), tips = tips.len(), "mirror holds every advertised tip: no fetch");
+                freshness.started = Some(at);
+                return Ok(dir);
+            }
+        }
+        self.refresh(path, url, auth, Some(at)).await
+    }
+
+    /// Whether the mirror at `dir` holds every object in `ids` (never fetching: the mirror is
+    /// a partial clone, and a missing object must not be fetched lazily).
+    async fn holds_all(&self, dir: &Path, ids: &[String]) -> bool {
+        if ids.is_empty() {
+            return true;
+        }
+        let mut cmd = self.git(dir, None).0;
+        cmd.args(["cat-file", "--batch-check=%(objectname) %(objecttype)"])
+            .env("GIT_NO_LAZY_FETCH", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let Ok(mut child) = cmd.spawn() else {
+            return false;
+        };
+        let mut input = ids.join("\n").into_bytes();
+        input.push(b'\n');
+        if let Some(mut stdin) = child.stdin.take() {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = stdin.write_all(&input).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
+        let Ok(out) = child.wait_with_output().await else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        out.status.success()
+            && text.lines().count() == ids.len()
+            && text.lines().all(|l| !l.ends_with(" missing"))
+    }
+
+    /// Adds a pack the upstream accepted (the relayed push) to the mirror of `path`, with its
+    /// index, so that the gateway's own pushes never need a fetch to be seen. Nothing when the
+    /// mirror does not exist. Failures are only logged: the next push fetches instead.
+    pub(crate) async fn write_through(&self, path: &str, pack: &Path, idx: &Path, checksum: &str) {
+        // Without the mirror's lock (a fetch may hold it for long): a pack and its index
+        // appearing in `objects/pack` is what git itself tolerates from a concurrent fetch.
+        let Ok((dir, _)) = self.dir_and_lock(path) else {
+            return;
+        };
+        if !dir.join("HEAD").is_file() {
+            return;
+        }
+        let base = dir.join("objects/pack").join(format!("pack-{checksum}"));
+        let (pack, idx) = (pack.to_path_buf(), idx.to_path_buf());
+        // The pack before its index: git finds packs by their .idx. Linked (copied only
+        // across file systems), off the async threads.
+        let linked = tokio::task::spawn_blocking(move || {
+            link_or_copy(&pack, &base.with_extension("pack"))
+                .and_then(|()| link_or_copy(&idx, &base.with_extension("idx")))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        match linked {
+            Ok(()) => {
+                tracing::debug!(mirror = %dir.display(), pack = %checksum, "pushed pack written through to the mirror")
+            }
+            Err(e) => {
+                tracing::warn!(mirror = %dir.display(), error = %e, "writing the pushed pack through to the mirror failed")
+            }
+        }
     }
 
     async fn init(&self, dir: &Path) -> Result<(), UpstreamError> {
@@ -238,4 +337,12 @@ impl Git {
         let last = stderr.lines().last().unwrap_or("").trim().to_string();
         Err(mirrors.failed(format!("git failed ({}): {last}", output.status)))
     }
+}
+
+/// Hard-links `from` as `to` (copies when linking fails); an existing `to` is kept.
+fn link_or_copy(from: &Path, to: &Path) -> std::io::Result<()> {
+    if to.exists() {
+        return Ok(());
+    }
+    std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ()))
 }

@@ -13,7 +13,7 @@ mod http;
 mod mirror;
 mod ssh;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{Config, UpstreamTarget};
@@ -179,26 +179,57 @@ impl Upstream {
 
 impl Upstream {
     /// Starts refreshing the mirror of `path` in the background (HTTP and SSH upstreams;
-    /// nothing for `file://` ones) for an advertisement requested at `since`, so that the push which usually
-    /// follows finds the mirror fresh (`history(path, since)` then reuses it). Skipped when a
-    /// refresh started after `since` already; a burst of advertisements costs one fetch.
-    /// Failures are only logged: the push refreshes again and fails closed then.
-    pub fn prefetch_history(self: &std::sync::Arc<Self>, path: &str, since: std::time::Instant) {
+    /// nothing for `file://` ones) for an advertisement requested at `since`, so that the push
+    /// which usually follows finds the mirror fresh (`history(path, since)` then reuses it).
+    /// Skipped when a refresh started after `since` already; a burst of advertisements costs
+    /// one fetch. With `tips` (the refs' tips the advertisement listed, once it has streamed)
+    /// no fetch runs when the mirror holds them all. Failures are only logged: the push
+    /// refreshes again and fails closed then.
+    pub fn prefetch_history(
+        self: &std::sync::Arc<Self>,
+        path: &str,
+        since: std::time::Instant,
+        tips: Option<tokio::sync::oneshot::Receiver<Vec<String>>>,
+    ) {
         if matches!(**self, Upstream::File(_)) {
             return;
         }
         let upstream = self.clone();
         let path = path.to_string();
         tokio::spawn(async move {
-            let result = match &*upstream {
-                Upstream::Http(h) => h.history(&path, Some(since)).await,
-                Upstream::Ssh(s) => s.history(&path, Some(since)).await,
-                Upstream::File(_) => return,
+            let tips = match tips {
+                Some(rx) => tokio::time::timeout(std::time::Duration::from_secs(30), rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+                None => None,
+            };
+            let result = match (&*upstream, tips) {
+                (Upstream::Http(h), Some(tips)) => {
+                    h.history_unless_current(&path, since, &tips).await
+                }
+                (Upstream::Ssh(s), Some(tips)) => {
+                    s.history_unless_current(&path, since, &tips).await
+                }
+                (Upstream::Http(h), None) => h.history(&path, Some(since)).await,
+                (Upstream::Ssh(s), None) => s.history(&path, Some(since)).await,
+                (Upstream::File(_), _) => return,
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, "mirror prefetch failed");
             }
         });
+    }
+
+    /// After the upstream accepted a push of `pack` (with its `.idx` and checksum): adds it to
+    /// the mirror of `path` (HTTP and SSH upstreams), so that the next push need not fetch
+    /// what the gateway itself sent.
+    pub async fn write_through(&self, path: &str, pack: &Path, idx: &Path, checksum: &str) {
+        match self {
+            Upstream::File(_) => {}
+            Upstream::Http(h) => h.mirrors().write_through(path, pack, idx, checksum).await,
+            Upstream::Ssh(s) => s.mirrors().write_through(path, pack, idx, checksum).await,
+        }
     }
 }
 

@@ -157,6 +157,29 @@ impl SshUpstream {
         self.mirrors.refresh(path, &url, &auth, since).await
     }
 
+    /// [`Self::history`] for an advertisement made at `at` that listed `tips`: no fetch when
+    /// the mirror holds them all.
+    pub(crate) async fn history_unless_current(
+        &self,
+        path: &str,
+        at: std::time::Instant,
+        tips: &[String],
+    ) -> Result<PathBuf, UpstreamError> {
+        let url = self.url(path)?;
+        let auth = MirrorAuth::Ssh {
+            key_file: &self.target.key_file,
+            known_hosts: &self.target.known_hosts,
+        };
+        self.mirrors
+            .refresh_unless_current(path, &url, &auth, at, tips)
+            .await
+    }
+
+    /// The mirror of this upstream.
+    pub(crate) fn mirrors(&self) -> &crate::upstream::mirror::Mirrors {
+        &self.mirrors
+    }
+
     fn url(&self, path: &str) -> Result<Url, UpstreamError> {
         let host = if self.target.host.contains(':') {
             format!("[{}]", self.target.host)
