@@ -5,7 +5,9 @@
 #           of it is warm (the cold first push through the gateway is timed apart);
 #   big     a commit adding one 50 MiB file (incompressible) on a new branch of that repository;
 #   deltas  a ~100 MiB pack with many objects and real deltas (1200 revisions of 200 text files of
-#           random hex) pushed into an empty repository.
+#           random hex) pushed into an empty repository;
+#   own     (not run by default) like small, but each side pushes to its own copy of the
+#           repository, so only the gateway moves the one behind it: its mirror stays warm.
 #
 # Usage: benches/push_bench.sh [RUNS]          (default 5 runs of each side, per case)
 # Environment:
@@ -171,6 +173,13 @@ upstream_config() { # repository folder
 }
 cp -a "$GEN/bench.git" "$ROOT/bench.git"
 upstream_config "$ROOT/bench.git"
+# `own`: one copy per side, so the gateway's repository changes only through the gateway.
+if [[ " ${BENCH_CASES:-} " == *" own "* ]]; then
+  for r in own-direct.git own-gateway.git; do
+    cp -a "$GEN/bench.git" "$ROOT/$r"
+    upstream_config "$ROOT/$r"
+  done
+fi
 new_upstream_repo() { # name: an empty repository that accepts pushes over HTTP
   git init -q --bare --initial-branch=main "$ROOT/$1"
   upstream_config "$ROOT/$1"
@@ -378,6 +387,30 @@ deltas_check() {
     || { echo "deltas: upstream main is not the pushed commit" >&2; exit 1; }
   rm -rf "$ROOT/deltas-$1-$2.git" # keep the disk in check; the gateway's mirror stays
 }
+
+# own: like small, but each side pushes to its own copy of the repository, so nobody else
+# moves the one behind the gateway (its mirror stays warm: the gateway writes its own pushes
+# through to it). Direct pushes go to own-direct.git, gateway pushes to own-gateway.git.
+own_prepare() {
+  echo "line $2" >>"$CLIENT/own-$1/notes.txt"
+  git -C "$CLIENT/own-$1" commit -q -a -m "one line ($2)"
+}
+own_push() { git -C "$CLIENT/own-$1" push -q "$(url "$1" "own-$1.git")" HEAD:refs/heads/main; }
+own_check() {
+  [ "$(git -C "$ROOT/own-$1.git" rev-parse main)" = "$(git -C "$CLIENT/own-$1" rev-parse HEAD)" ] \
+    || { echo "own: upstream main is not the pushed commit" >&2; exit 1; }
+}
+if [[ " $CASES " == *" own "* ]]; then
+  for side in direct gateway; do
+    git clone -q "$GEN/bench.git" "$CLIENT/own-$side"
+    git -C "$CLIENT/own-$side" config gc.auto 0
+    echo "notes" >"$CLIENT/own-$side/notes.txt"
+    git -C "$CLIENT/own-$side" add notes.txt
+    git -C "$CLIENT/own-$side" commit -q -m "notes"
+    own_push "$side" 0 # warm-up (the gateway's cold mirror), untimed
+    own_check "$side" 0
+  done
+fi
 
 # The client of `small` and `big`: a clone of the repository (local, hard links).
 git clone -q "$GEN/bench.git" "$CLIENT/small"
