@@ -21,6 +21,12 @@ use super::UpstreamError;
 use crate::config::HttpCredential;
 
 /// When the last successful refresh of a mirror started.
+/// Packs the gateway writes through to a mirror at most (bigger ones are mostly blobs).
+const MAX_WRITE_THROUGH_BYTES: u64 = 16 << 20;
+/// Packs a mirror may gather (one per fetch, one per written-through push) before it is
+/// repacked into one.
+const MAX_MIRROR_PACKS: usize = 32;
+
 #[derive(Default)]
 struct Freshness {
     started: Option<std::time::Instant>,
@@ -82,6 +88,8 @@ impl Mirrors {
         if !dir.join("HEAD").is_file() {
             freshness.url = None;
             self.init(&dir).await?;
+        } else {
+            self.consolidate(&dir, MAX_MIRROR_PACKS).await;
         }
         // Set on every refresh: the upstream's URL may have changed in the configuration.
         if freshness.url.as_deref() != Some(url.as_str()) {
@@ -148,6 +156,7 @@ impl Mirrors {
             }
             if dir.join("HEAD").is_file() && self.holds_all(&dir, tips).await {
                 tracing::debug!(mirror = %dir.display(), tips = tips.len(), "mirror holds every advertised tip: no fetch");
+                self.consolidate(&dir, MAX_MIRROR_PACKS).await;
                 freshness.started = Some(at);
                 return Ok(dir);
             }
@@ -199,6 +208,13 @@ impl Mirrors {
         if !dir.join("HEAD").is_file() {
             return;
         }
+        let size = std::fs::metadata(pack).map_or(u64::MAX, |m| m.len());
+        if size > MAX_WRITE_THROUGH_BYTES {
+            // Big packs are mostly blobs, which the blob-less mirror does not keep: the next
+            // push fetches the new commits and trees instead.
+            tracing::debug!(mirror = %dir.display(), bytes = size, "pushed pack too large to write through");
+            return;
+        }
         let base = dir.join("objects/pack").join(format!("pack-{checksum}"));
         let (pack, idx) = (pack.to_path_buf(), idx.to_path_buf());
         // The pack before its index: git finds packs by their .idx. Linked (copied only
@@ -215,6 +231,35 @@ impl Mirrors {
             }
             Err(e) => {
                 tracing::warn!(mirror = %dir.display(), error = %e, "writing the pushed pack through to the mirror failed")
+            }
+        }
+    }
+
+    /// Repacks the mirror into one pack when fetches and written-through pushes have left more
+    /// than `max` ([`MAX_MIRROR_PACKS`]; every git process reading it opens them all). Run
+    /// with the mirror's lock held; a failure is only logged.
+    async fn consolidate(&self, dir: &Path, max: usize) {
+        let packs = std::fs::read_dir(dir.join("objects/pack")).map_or(0, |entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".idx"))
+                .count()
+        });
+        if packs <= max {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let result = self
+            .git(dir, None)
+            .args(["-c", "pack.writeBitmaps=false", "repack", "-a", "-d", "-q"])
+            .run(self)
+            .await;
+        match result {
+            Ok(()) => {
+                tracing::debug!(mirror = %dir.display(), packs, ms = started.elapsed().as_millis() as u64, "mirror repacked")
+            }
+            Err(e) => {
+                tracing::warn!(mirror = %dir.display(), error = %e, "repacking the mirror failed")
             }
         }
     }
@@ -345,4 +390,69 @@ fn link_or_copy(from: &Path, to: &Path) -> std::io::Result<()> {
         return Ok(());
     }
     std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn idx_count(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("objects/pack"))
+            .expect("pack dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".idx"))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn a_mirror_with_too_many_packs_is_repacked_into_one_keeping_every_object() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mirror = tmp.path().join("up/repo.git");
+        std::fs::create_dir_all(&mirror).expect("mkdir");
+        git(&mirror, &["init", "-q", "--bare"]);
+        let work = tmp.path().join("work");
+        git(tmp.path(), &["init", "-q", "work"]);
+        let mut tips = Vec::new();
+        for i in 0..3 {
+            std::fs::write(work.join("f.txt"), format!("{i}\n")).expect("write");
+            git(&work, &["add", "f.txt"]);
+            git(&work, &["commit", "-q", "-m", &format!("c{i}")]);
+            tips.push(git(&work, &["rev-parse", "HEAD"]));
+            // One pack per round, as a fetch or a written-through push leaves.
+            let url = mirror.to_string_lossy().into_owned();
+            git(
+                &work,
+                &["push", "-q", &url, &format!("HEAD:refs/heads/b{i}")],
+            );
+            git(&mirror, &["repack", "-q"]);
+        }
+        assert!(idx_count(&mirror) >= 3, "set-up: several packs");
+        let mirrors = Mirrors::new("up".into(), tmp.path().to_path_buf());
+        mirrors.consolidate(&mirror, 8).await;
+        assert!(idx_count(&mirror) >= 3, "under the limit: untouched");
+        mirrors.consolidate(&mirror, 2).await;
+        assert_eq!(idx_count(&mirror), 1);
+        assert!(
+            mirrors.holds_all(&mirror, &tips).await,
+            "every commit is kept"
+        );
+        assert!(!mirrors.holds_all(&mirror, &["1".repeat(40)]).await);
+    }
 }
