@@ -9,18 +9,24 @@ use std::time::Instant;
 use super::{fixture, pack_objects, run_git, spool};
 use crate::pack::{index, Options, PackError};
 
+/// The benchmark repository: `GITGATE_PACK_BENCH_REPO`, or one made in `tmp` by
+/// `fixtures/pack/big-history.sh`.
+fn bench_repo(tmp: &std::path::Path) -> PathBuf {
+    match std::env::var_os("GITGATE_PACK_BENCH_REPO") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let repo = tmp.join("repo");
+            fixture("big-history.sh", &[repo.to_str().expect("utf-8")]);
+            repo
+        }
+    }
+}
+
 #[test]
 #[ignore = "builds a ~100 MB repository; run explicitly for the benchmark"]
 fn pack_throughput() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let repo = match std::env::var_os("GITGATE_PACK_BENCH_REPO") {
-        Some(path) => PathBuf::from(path),
-        None => {
-            let repo = tmp.path().join("repo");
-            fixture("big-history.sh", &[repo.to_str().expect("utf-8")]);
-            repo
-        }
-    };
+    let repo = bench_repo(tmp.path());
     let pack = pack_objects(&repo, "", &["--all", "--delta-base-offset"]);
     let path = spool(tmp.path(), &pack);
     let mb = pack.len() as f64 / 1e6;
@@ -107,14 +113,7 @@ fn resident_kb() -> (u64, u64, u64) {
 #[ignore = "builds a ~100 MB repository; run explicitly (GITGATE_PACK_BENCH_REPO reuses one)"]
 fn pack_memory_is_bounded() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let repo = match std::env::var_os("GITGATE_PACK_BENCH_REPO") {
-        Some(path) => PathBuf::from(path),
-        None => {
-            let repo = tmp.path().join("repo");
-            fixture("big-history.sh", &[repo.to_str().expect("utf-8")]);
-            repo
-        }
-    };
+    let repo = bench_repo(tmp.path());
     // git writes the pack to disk itself: this process never holds it in memory.
     let base = tmp.path().join("bench");
     let name = run_git(
