@@ -170,7 +170,11 @@ impl Gateway {
                         })
                         .collect();
                     body.push = Some(push_facts(&request, &[], &ScanResult::default()));
-                    body.pack = self.keep_pack(&spool).await;
+                    body.pack = self
+                        .start_keeping(spool.path().to_path_buf())
+                        .await
+                        .ok()
+                        .flatten();
                     self.record_refusal(body).await;
                     let mut messages = Vec::new();
                     messages.extend_from_slice(format!("gitgate: {reason}\n").as_bytes());
@@ -349,7 +353,6 @@ impl Gateway {
             body.pack = keeping.await.ok().flatten();
             if body.pack.is_none() {
                 claim_guard.disarm();
-                claim_guard.disarm();
                 self.settle_claims(claims.iter().map(|(id, _)| (id.clone(), false)).collect())
                     .await;
                 return Err(SessionError::Unrecorded(
@@ -405,20 +408,6 @@ impl Gateway {
             return Ok(once(self.finish(tail).await?));
         }
         Ok(self.hold(tail, held, wait))
-    }
-
-    /// Links the spooled pack into the record's pack store.
-    async fn keep_pack(&self, spool: &tempfile::NamedTempFile) -> Option<crate::audit::PackRef> {
-        let audit = self.audit.clone();
-        let path = spool.path().to_path_buf();
-        match tokio::task::spawn_blocking(move || audit.store_pack(&path)).await {
-            Ok(Ok(r)) => Some(r),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "the pushed pack could not be kept");
-                None
-            }
-            Err(_) => None,
-        }
     }
 
     /// Starts linking the spooled pack at `path` into the record's pack store (its path stays
