@@ -77,41 +77,24 @@ impl HttpUpstream {
         &self.name
     }
 
-    /// Refreshes the mirror of `path` and returns its git dir.
+    /// Refreshes the mirror of `path` and returns its git dir. With `since` and the `tips` of
+    /// an advertisement made then, no fetch runs when the mirror holds them all.
     pub async fn history(
         &self,
         path: &str,
         since: Option<std::time::Instant>,
+        tips: Option<&[String]>,
     ) -> Result<PathBuf, UpstreamError> {
         let url = self.url(path, &[])?;
-        self.mirrors
-            .refresh(
-                path,
-                &url,
-                &MirrorAuth::Http(self.credential.as_ref()),
-                since,
-            )
-            .await
-    }
-
-    /// [`Self::history`] for an advertisement made at `at` that listed `tips`: no fetch when
-    /// the mirror holds them all.
-    pub(crate) async fn history_unless_current(
-        &self,
-        path: &str,
-        at: std::time::Instant,
-        tips: &[String],
-    ) -> Result<PathBuf, UpstreamError> {
-        let url = self.url(path, &[])?;
-        self.mirrors
-            .refresh_unless_current(
-                path,
-                &url,
-                &MirrorAuth::Http(self.credential.as_ref()),
-                at,
-                tips,
-            )
-            .await
+        let auth = MirrorAuth::Http(self.credential.as_ref());
+        match (since, tips) {
+            (Some(at), Some(tips)) => {
+                self.mirrors
+                    .refresh_unless_current(path, &url, &auth, at, tips)
+                    .await
+            }
+            _ => self.mirrors.refresh(path, &url, &auth, since).await,
+        }
     }
 
     /// The mirror of this upstream.

@@ -171,8 +171,8 @@ impl Upstream {
     ) -> Result<PathBuf, UpstreamError> {
         match self {
             Upstream::File(f) => f.history(path),
-            Upstream::Http(h) => h.history(path, Some(since)).await,
-            Upstream::Ssh(s) => s.history(path, Some(since)).await,
+            Upstream::Http(h) => h.history(path, Some(since), None).await,
+            Upstream::Ssh(s) => s.history(path, Some(since), None).await,
         }
     }
 }
@@ -204,16 +204,10 @@ impl Upstream {
                     .and_then(Result::ok),
                 None => None,
             };
-            let result = match (&*upstream, tips) {
-                (Upstream::Http(h), Some(tips)) => {
-                    h.history_unless_current(&path, since, &tips).await
-                }
-                (Upstream::Ssh(s), Some(tips)) => {
-                    s.history_unless_current(&path, since, &tips).await
-                }
-                (Upstream::Http(h), None) => h.history(&path, Some(since)).await,
-                (Upstream::Ssh(s), None) => s.history(&path, Some(since)).await,
-                (Upstream::File(_), _) => return,
+            let result = match &*upstream {
+                Upstream::Http(h) => h.history(&path, Some(since), tips.as_deref()).await,
+                Upstream::Ssh(s) => s.history(&path, Some(since), tips.as_deref()).await,
+                Upstream::File(_) => return,
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, "mirror prefetch failed");

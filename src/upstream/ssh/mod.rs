@@ -143,36 +143,27 @@ impl SshUpstream {
     }
 
     /// Refreshes the blobless mirror of `path` (fetched by `git` through OpenSSH's `ssh`),
-    /// unless a refresh started at or after `since` (see [`super::Upstream::history`]).
+    /// unless a refresh started at or after `since` (see [`super::Upstream::history`]) or,
+    /// with the `tips` of an advertisement made at `since`, the mirror holds them all.
     pub async fn history(
         &self,
         path: &str,
         since: Option<std::time::Instant>,
+        tips: Option<&[String]>,
     ) -> Result<PathBuf, UpstreamError> {
         let url = self.url(path)?;
         let auth = MirrorAuth::Ssh {
             key_file: &self.target.key_file,
             known_hosts: &self.target.known_hosts,
         };
-        self.mirrors.refresh(path, &url, &auth, since).await
-    }
-
-    /// [`Self::history`] for an advertisement made at `at` that listed `tips`: no fetch when
-    /// the mirror holds them all.
-    pub(crate) async fn history_unless_current(
-        &self,
-        path: &str,
-        at: std::time::Instant,
-        tips: &[String],
-    ) -> Result<PathBuf, UpstreamError> {
-        let url = self.url(path)?;
-        let auth = MirrorAuth::Ssh {
-            key_file: &self.target.key_file,
-            known_hosts: &self.target.known_hosts,
-        };
-        self.mirrors
-            .refresh_unless_current(path, &url, &auth, at, tips)
-            .await
+        match (since, tips) {
+            (Some(at), Some(tips)) => {
+                self.mirrors
+                    .refresh_unless_current(path, &url, &auth, at, tips)
+                    .await
+            }
+            _ => self.mirrors.refresh(path, &url, &auth, since).await,
+        }
     }
 
     /// The mirror of this upstream.
