@@ -20,6 +20,8 @@
 #                    (default "200 64 1200 8 15": about 100 MiB packed, 21600 objects)
 #   BENCH_DIR        reuse this folder (the repositories are generated once and kept there)
 #   BENCH_KEEP=1     keep the temporary folder
+#   BENCH_NGINX_LOG  an nginx access_log argument (e.g. "$PWD/access.log timed": method, path,
+#                    status, request bytes, seconds per request); default off
 #   BENCH_LOG        GITGATE_LOG for the gateway (default info); its log is $WORK/gateway/gitgate.log
 #   BENCH_SCAN=off   turn the gateway's secret scanning off (default: the gateway's default, on)
 #   BENCH_FILTER=off do not set uploadpack.allowFilter on the upstream repositories (plain
@@ -207,7 +209,8 @@ pid $NGX/nginx.pid;
 error_log $NGX/error.log warn;
 events { worker_connections 512; }
 http {
-  access_log off;
+  log_format timed '\$request_method \$uri \$status \$request_length \$request_time';
+  access_log ${BENCH_NGINX_LOG:-off};
   client_body_temp_path $NGX/body;
   fastcgi_temp_path $NGX/fastcgi;
   proxy_temp_path $NGX/proxy;

@@ -235,6 +235,12 @@ impl Scanner {
         &self.options
     }
 
+    /// Whether the allowlist permits `finding` (by path or fingerprint): for findings whose
+    /// path was set after [`Scanner::scan`] (which applied the allowlist with the path given).
+    pub fn permits(&self, finding: &Finding) -> bool {
+        self.allow.permits(finding)
+    }
+
     /// Scans one blob. `path` is only copied into the findings.
     pub fn scan(&self, path: &str, data: &[u8]) -> Outcome {
         let bytes = data.len() as u64;

@@ -13,7 +13,7 @@ use super::approve::Resolution;
 use super::fetch::{fail, read_bounded};
 use super::hold::{reject_atomic, Held, Tail};
 use super::oplog::{self, Operation};
-use super::secrets::{self, ScanResult};
+use super::secrets::{self, BlobScan, BlobScanner, ScanResult};
 use super::{Gateway, Rejection, Session, SessionError};
 use crate::config::{Decision, Op};
 use crate::git::{ByteStream, Service};
@@ -134,10 +134,12 @@ impl Gateway {
         let _idx = RemoveOnDrop(spool.path().with_extension("idx"));
         // The facts inspection needs are collected while indexing (one decoding pass).
         let mut pack_facts = PackFacts::default();
+        let mut blob_scan = None;
         let indexed = if request.expects_pack() {
             match self.index_pack_with_facts(spool.path()).await {
-                Ok((p, facts)) => {
+                Ok((p, facts, scan)) => {
                     pack_facts = facts;
+                    blob_scan = scan;
                     Some(Arc::new(p))
                 }
                 Err(e) if e.is_input_error() => {
@@ -232,7 +234,7 @@ impl Gateway {
         }
         drop(inspector);
         phases.mark("inspect");
-        let scan = self.scan_push(indexed.as_ref(), &inspected).await?;
+        let scan = self.attribute_findings(blob_scan, &inspected);
         phases.mark("scan");
         let mut messages = Vec::new();
         let decided = self.decide(session, inspected, &scan, &mut messages);
@@ -465,20 +467,18 @@ impl Gateway {
         let _ = self.append(crate::audit::RecordKind::Result, result).await;
     }
 
-    /// Scans the pushed blobs when scanning is on.
-    async fn scan_push(
+    /// The findings of the blobs scanned while indexing, each with the path inspection found
+    /// for its blob (nothing when scanning is off or the push brought no pack).
+    fn attribute_findings(
         &self,
-        indexed: Option<&Arc<IndexedPack>>,
+        scan: Option<BlobScan>,
         inspected: &[(Command, Result<UpdateFacts, InspectError>)],
-    ) -> Result<ScanResult, SessionError> {
-        let (Some(scanner), Some(pack)) = (self.scanner.clone(), indexed.cloned()) else {
-            return Ok(ScanResult::default());
+    ) -> ScanResult {
+        let (Some(scanner), Some(scan)) = (self.scanner.as_deref(), scan) else {
+            return ScanResult::default();
         };
         let paths = secrets::blob_paths(inspected.iter().filter_map(|(_, f)| f.as_ref().ok()));
-        tokio::task::spawn_blocking(move || secrets::scan_pack(&scanner, &pack, &paths))
-            .await
-            .map_err(|e| SessionError::Internal(e.to_string()))?
-            .map_err(|e| SessionError::Internal(format!("scanning the pack: {e}")))
+        secrets::attribute(scan, scanner, &paths)
     }
 
     fn decide(
@@ -705,22 +705,34 @@ impl Gateway {
             })
     }
 
-    /// Like `index_pack`, and collects the [`PackFacts`] while the pack is decoded for indexing,
-    /// instead of decoding it a second time.
+    /// Like `index_pack`, and while the pack is decoded for indexing collects the
+    /// [`PackFacts`] and, when scanning is on, scans the blobs (on the threads that resolve
+    /// them): the pack is decoded once, not three times.
     async fn index_pack_with_facts(
         &self,
         path: &std::path::Path,
-    ) -> Result<(IndexedPack, PackFacts), PackError> {
+    ) -> Result<(IndexedPack, PackFacts, Option<BlobScan>), PackError> {
         let options = self.pack_options();
         let path = path.to_path_buf();
+        let scanner = self.scanner.clone().map(BlobScanner::new);
         tokio::task::spawn_blocking(move || {
-            let mut facts = PackFacts::default();
+            let facts = std::sync::Mutex::new(PackFacts::default());
             let indexed = crate::pack::index_visiting(&path, &options, |id, kind, data| {
+                if let Some(scanner) = &scanner {
+                    scanner.object(id, kind, data)?;
+                }
+                let mut facts = facts.lock().map_err(|_| PackError::Internal {
+                    detail: "reading the pack's facts: a thread failed".into(),
+                })?;
                 facts.add(id, kind, data).map_err(|e| PackError::Internal {
                     detail: format!("reading the pack's facts: {e}"),
                 })
             })?;
-            Ok((indexed, facts))
+            let facts = facts.into_inner().map_err(|_| PackError::Internal {
+                detail: "reading the pack's facts: a thread failed".into(),
+            })?;
+            let scan = scanner.map(BlobScanner::finish).transpose()?;
+            Ok((indexed, facts, scan))
         })
         .await
         .unwrap_or_else(|e| {

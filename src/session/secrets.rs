@@ -1,14 +1,15 @@
-//! The secret-scanning stage of a push: every blob of the pushed pack is scanned once, with
-//! the path inspection found for it, and findings are attached to the ref updates that bring
-//! the blob. A blob no ref update reaches is scanned too (it would otherwise travel upstream
-//! inside the original pack).
+//! The secret-scanning stage of a push: every blob of the pushed pack is scanned once, while
+//! the pack is indexed ([`BlobScanner`]); once inspection knows where each blob lives, findings
+//! get their path ([`attribute`]) and are attached to the ref updates that bring the blob. A
+//! blob no ref update reaches is scanned too (it would otherwise travel upstream inside the
+//! original pack).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::Decision;
 use crate::inspect::UpdateFacts;
-use crate::pack::{IndexedPack, Kind, PackError};
+use crate::pack::{Kind, ObjectId, PackError};
 use crate::policy::Verdict;
 use crate::scan::{Finding, Scanner, SkipReason};
 
@@ -23,78 +24,94 @@ pub(crate) struct ScanResult {
     pub unreferenced_secret: bool,
 }
 
-/// Blobs up to this size are copied to scanning threads while the pack is decoded; larger
-/// ones are scanned in place (memory: at most [`IN_FLIGHT`] copies of this size).
-const HANDOFF_MAX: usize = 4 << 20;
-/// Copied blobs waiting for a scanning thread.
-const IN_FLIGHT: usize = 8;
+/// What scanning found in the pushed blobs while the pack was indexed, before inspection
+/// knew their paths: findings carry an empty path until [`attribute`] sets it.
+#[derive(Debug, Default)]
+pub(crate) struct BlobScan {
+    findings: HashMap<ObjectId, Vec<Finding>>,
+    skipped: HashMap<ObjectId, SkipReason>,
+}
 
-/// Scans every blob of `pack` (blocking: run in `spawn_blocking`). The pack is decoded on this
-/// thread while the other cores scan: small blobs are handed to scanning threads, large ones
-/// scanned here without a copy.
-pub(crate) fn scan_pack(
-    scanner: &Scanner,
-    pack: &IndexedPack,
-    paths: &HashMap<String, String>,
-) -> Result<ScanResult, PackError> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let result = std::sync::Mutex::new(ScanResult::default());
-    let scan_one = |hex: String, data: &[u8]| {
-        let path = paths.get(&hex).map(String::as_str);
-        let outcome = scanner.scan(path.unwrap_or(""), data);
+/// Scans blobs as indexing resolves them, on whichever thread resolves them (indexing hands
+/// objects out on every core): no copy, no second decoding of the pack.
+pub(crate) struct BlobScanner {
+    scanner: Arc<Scanner>,
+    found: Mutex<BlobScan>,
+}
+
+impl BlobScanner {
+    /// A collector scanning with `scanner`.
+    pub(crate) fn new(scanner: Arc<Scanner>) -> BlobScanner {
+        BlobScanner {
+            scanner,
+            found: Mutex::new(BlobScan::default()),
+        }
+    }
+
+    /// Scans one object if it is a blob. Only what is found or skipped is kept.
+    pub(crate) fn object(&self, id: ObjectId, kind: Kind, data: &[u8]) -> Result<(), PackError> {
+        if kind != Kind::Blob {
+            return Ok(());
+        }
+        // The path is not known yet: findings get it, and the path allowlist, in `attribute`.
+        let outcome = self.scanner.scan("", data);
         if outcome.skipped.is_none() && outcome.findings.is_empty() {
-            return;
+            return Ok(());
         }
-        if let Ok(mut result) = result.lock() {
-            if let Some(reason) = outcome.skipped {
-                result.skipped.insert(hex.clone(), reason);
-            }
-            if !outcome.findings.is_empty() {
-                if path.is_none() {
-                    result.unreferenced_secret = true;
-                }
-                result.findings.insert(hex, outcome.findings);
-            }
+        let mut found = self.found.lock().map_err(|_| poisoned())?;
+        if let Some(reason) = outcome.skipped {
+            found.skipped.insert(id, reason);
         }
-    };
-    let walked = std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(IN_FLIGHT);
-        // Shared by the scanning threads only: if they all stop, sending fails and the blob
-        // is scanned here instead of waiting forever.
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        let scan_one = &scan_one;
-        for _ in 0..workers {
-            let rx = Arc::clone(&rx);
-            s.spawn(move || loop {
-                let next = rx.lock().ok().and_then(|r| r.recv().ok());
-                let Some((hex, data)) = next else { break };
-                scan_one(hex, &data);
-            });
+        if !outcome.findings.is_empty() {
+            found.findings.insert(id, outcome.findings);
         }
-        drop(rx);
-        let walked = pack.for_each(|id, kind, data| {
-            if kind != Kind::Blob {
-                return Ok::<(), PackError>(());
-            }
-            let hex = id.to_string();
-            if workers > 1 && data.len() <= HANDOFF_MAX {
-                if let Err(std::sync::mpsc::SendError((hex, data))) = tx.send((hex, data.to_vec()))
-                {
-                    scan_one(hex, &data);
-                }
-            } else {
-                scan_one(hex, data);
-            }
-            Ok(())
-        });
-        drop(tx);
-        walked
-    });
-    walked?;
-    // A poisoned lock means a scanning thread panicked: fail closed.
-    result.into_inner().map_err(|_| PackError::Internal {
+        Ok(())
+    }
+
+    /// What was found. A poisoned lock (a scanning thread panicked) fails closed.
+    pub(crate) fn finish(self) -> Result<BlobScan, PackError> {
+        self.found.into_inner().map_err(|_| poisoned())
+    }
+}
+
+fn poisoned() -> PackError {
+    PackError::Internal {
         detail: "a scanning thread failed".into(),
-    })
+    }
+}
+
+/// Gives the findings of `scan` the path inspection found for their blob (`paths`, by blob
+/// id) and applies the path allowlist, which needs it. Findings in a blob no ref update
+/// reaches keep an empty path and set [`ScanResult::unreferenced_secret`].
+pub(crate) fn attribute(
+    scan: BlobScan,
+    scanner: &Scanner,
+    paths: &HashMap<String, String>,
+) -> ScanResult {
+    let mut result = ScanResult {
+        skipped: scan
+            .skipped
+            .into_iter()
+            .map(|(id, reason)| (id.to_string(), reason))
+            .collect(),
+        ..ScanResult::default()
+    };
+    for (id, mut findings) in scan.findings {
+        let hex = id.to_string();
+        match paths.get(&hex) {
+            Some(path) => {
+                for f in &mut findings {
+                    f.path.clone_from(path);
+                }
+                findings.retain(|f| !scanner.permits(f));
+            }
+            None => result.unreferenced_secret = true,
+        }
+        if !findings.is_empty() {
+            result.findings.insert(hex, findings);
+        }
+    }
+    result
 }
 
 /// The first path inspection saw each new blob at.
@@ -174,4 +191,75 @@ pub(crate) fn build(
     // Compile every detector now rather than on the first push that needs it.
     scanner.compile_all();
     Ok(Some(Arc::new(scanner)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::example::expand;
+    use crate::scan::{detectors, Allow, Options};
+
+    fn id(n: u8) -> ObjectId {
+        ObjectId::from_bytes_or_panic(&[n; 20])
+    }
+
+    #[test]
+    fn findings_get_their_blob_path_and_the_path_allowlist_after_the_scan() {
+        let allow = Allow::default().with_paths(&["vendor/**"]).expect("glob");
+        let scanner =
+            Arc::new(Scanner::with(Options::default(), detectors::all(), allow).expect("builds"));
+        let blobs = BlobScanner::new(scanner.clone());
+        let secret = expand("token = \"ghp_{a:30}{c}\"\n", 7);
+        blobs
+            .object(id(1), Kind::Blob, secret.as_bytes())
+            .expect("scans");
+        blobs
+            .object(id(2), Kind::Blob, secret.as_bytes())
+            .expect("scans");
+        blobs
+            .object(id(3), Kind::Blob, secret.as_bytes())
+            .expect("scans");
+        blobs
+            .object(id(4), Kind::Blob, b"nothing here\n")
+            .expect("scans");
+        blobs
+            .object(id(5), Kind::Blob, b"\x7fELF\0\0")
+            .expect("scans");
+        // Not a blob: not scanned.
+        blobs
+            .object(id(6), Kind::Commit, secret.as_bytes())
+            .expect("scans");
+        let scan = blobs.finish().expect("finishes");
+
+        let paths: HashMap<String, String> = [
+            (id(1).to_string(), "src/config.py".to_owned()),
+            (id(2).to_string(), "vendor/lib/config.py".to_owned()),
+            (id(4).to_string(), "README".to_owned()),
+        ]
+        .into();
+        let result = attribute(scan, &scanner, &paths);
+        let found = result
+            .findings
+            .get(&id(1).to_string())
+            .expect("finding in blob 1");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].path, "src/config.py");
+        assert_eq!(found[0].line, 1);
+        // Allowed by path once the path is known.
+        assert!(!result.findings.contains_key(&id(2).to_string()));
+        // Blob 3 is reached by no ref update: its finding stays, without a path, and says so.
+        assert_eq!(
+            result
+                .findings
+                .get(&id(3).to_string())
+                .map(|f| f[0].path.as_str()),
+            Some("")
+        );
+        assert!(result.unreferenced_secret);
+        assert_eq!(result.findings.len(), 2);
+        assert_eq!(
+            result.skipped.get(&id(5).to_string()),
+            Some(&SkipReason::Binary)
+        );
+    }
 }
