@@ -22,6 +22,8 @@
 #   BENCH_KEEP=1     keep the temporary folder
 #   BENCH_NGINX_LOG  an nginx access_log argument (e.g. "$PWD/access.log timed": method, path,
 #                    status, request bytes, seconds per request); default off
+#   BENCH_TRACE      a folder: each timed push writes git's HTTP trace (GIT_TRACE_CURL, without
+#                    data, timestamped) to <case>-<side>-<run>.log there
 #   BENCH_LOG        GITGATE_LOG for the gateway (default info); its log is $WORK/gateway/gitgate.log
 #   BENCH_SCAN=off   turn the gateway's secret scanning off (default: the gateway's default, on)
 #   BENCH_FILTER=off do not set uploadpack.allowFilter on the upstream repositories (plain
@@ -329,9 +331,14 @@ run_case() {
     if ((i % 2 == 0)); then order=(gateway direct); fi
     for side in "${order[@]}"; do
       "$prepare" "$side" "$i"
+      if [ -n "${BENCH_TRACE:-}" ]; then
+        mkdir -p "$BENCH_TRACE"
+        export GIT_TRACE_CURL="$BENCH_TRACE/$name-$side-$i.log" GIT_TRACE_CURL_NO_DATA=1
+      fi
       start=$(date +%s%N)
       "$push" "$side" "$i"
       t=$(seconds_since "$start")
+      unset GIT_TRACE_CURL GIT_TRACE_CURL_NO_DATA
       "$check" "$side" "$i"
       if [ "$side" = direct ]; then direct+=("$t"); else gateway+=("$t"); fi
     done

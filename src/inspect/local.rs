@@ -1,5 +1,5 @@
 //! The three questions of a ref update, answered in-process over [`Objects`] (the pushed pack,
-//! then the upstream's history through one `git cat-file`), with the answers git gives in the
+//! then the upstream's history read from its object directory), with the answers git gives in the
 //! quarantine:
 //!
 //! - [`Local::is_ancestor`]: `git merge-base --is-ancestor old new`. The same walk as git's
@@ -14,7 +14,7 @@
 //!
 //! # The one difference from git
 //! rev-list excludes what the upstream's *refs reach*; [`Local::introduced`] excludes what the
-//! upstream's *object store holds* (an `info` request to `cat-file`). The two differ only for
+//! upstream's *object store holds* (one lookup in its object directory). The two differ only for
 //! objects the upstream holds but no ref reaches: commits of a deleted branch not yet
 //! garbage-collected, or (for a mirror) of a branch deleted upstream since the mirror fetched
 //! it. Such commits, pushed again, are not counted as introduced (their paths and blobs are not

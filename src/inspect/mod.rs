@@ -7,7 +7,7 @@
 //! an HTTP upstream), so an old tip reachable only through another upstream ref is still found.
 //!
 //! The questions are answered in-process ([`Inspector`], `local.rs`) over the pushed pack and
-//! one `git cat-file` per push reading the upstream's history (`objects.rs`); `git.rs` keeps
+//! the upstream's history read in-process from its object directory (`objects.rs`, `store.rs`); `git.rs` keeps
 //! the git-process answers for what is rare or huge: an ancestry walk longer than
 //! [`Limits::max_walk`] commits, and the objects a partly denied push still needs.
 
@@ -16,6 +16,7 @@ mod git;
 mod local;
 mod objects;
 mod quarantine;
+pub(crate) mod store;
 #[cfg(test)]
 mod tests;
 
@@ -76,7 +77,7 @@ pub enum InspectError {
         /// What it should have been.
         what: &'static str,
     },
-    /// Reading the upstream's history failed (`git cat-file` died or answered nonsense).
+    /// Reading the upstream's history failed (an unreadable or damaged object directory).
     #[error("reading the upstream's history failed: {detail}")]
     Objects {
         /// What went wrong.
@@ -215,7 +216,7 @@ impl UpdateFacts {
 }
 
 /// Inspects the ref updates of one push, in-process: the pushed pack, then the upstream's
-/// history through one `git cat-file` (started with the inspector, stopped when it is dropped).
+/// history, read in-process from the upstream's object directory.
 pub(crate) struct Inspector {
     local: Option<Box<Local>>,
     facts: Arc<PackFacts>,
@@ -223,17 +224,11 @@ pub(crate) struct Inspector {
 }
 
 impl Inspector {
-    /// An inspector in `quarantine`; its `git cat-file` starts now, so that git's start
-    /// overlaps reading the pack. Give it the pack with [`Inspector::load`].
+    /// An inspector in `quarantine`; the history is opened now. Give it the pack with
+    /// [`Inspector::load`].
     pub(crate) fn new(quarantine: &Quarantine, limits: Limits) -> Inspector {
         let facts = Arc::new(PackFacts::default());
-        let mut objects = Objects::new(
-            None,
-            facts.clone(),
-            quarantine.git_dir(),
-            quarantine.history_objects(),
-            limits,
-        );
+        let mut objects = Objects::new(None, facts.clone(), quarantine.history_objects(), limits);
         objects.start();
         Inspector {
             local: Some(Box::new(Local::new(objects))),
@@ -250,8 +245,8 @@ impl Inspector {
         }
     }
 
-    /// Inspects one ref update (the blocking work on a blocking thread). After a failure of
-    /// `git cat-file` the history is not read again: later updates of the push fail too.
+    /// Inspects one ref update (the blocking work on a blocking thread). After a failure to
+    /// read the history it is not read again: later updates of the push fail too.
     pub(crate) async fn inspect(
         &mut self,
         command: &Command,

@@ -1,31 +1,28 @@
 //! The objects one push's inspection reads: the pushed pack first (already indexed, its commits
-//! already parsed into [`PackFacts`]), then the upstream's history through ONE long-lived
-//! `git cat-file --batch-command` child per push.
+//! already parsed into [`PackFacts`]), then the upstream's history, read in-process from the
+//! upstream's object directory ([`ObjectStore`]: the mirror's, or a `file://` upstream's).
 //!
-//! The child runs with the quarantine as its git dir (so no upstream config, hooks or refs
-//! apply) and the upstream's object store as its *only* object directory: it sees exactly what
-//! the upstream already has, never the pushed pack, so "does the upstream have X" is one
-//! `info` request. `GIT_NO_LAZY_FETCH=1` keeps a blob-less mirror from ever fetching.
+//! The history is the upstream's object directory alone: it holds exactly what the upstream
+//! already has, never the pushed pack, so "does the upstream have X" is one lookup. A missing
+//! object is never fetched (a blob-less mirror lacks blobs by design).
 //!
 //! Only commits, trees and tags are read (blob sizes come from the pack). Reads are bounded:
 //! objects larger than [`Limits::max_object_bytes`] and more than [`Limits::max_reads`] reads
-//! per push are errors. A missing object is `None`; malformed output or a dead child is an
+//! per push are errors. A missing object is `None`; an unreadable object directory is an
 //! error, and an error denies the update (fail closed).
 //!
 //! Blocking: run it on a blocking thread (`spawn_blocking`).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
 use crate::pack::{IndexedPack, Kind, ObjectId};
 
+use super::store::ObjectStore;
 use super::{InspectError, Limits, PackFacts};
 
-/// `info` requests sent before reading their answers: small enough that neither pipe fills
-/// (about 50 bytes per request and per answer, far below the 64 KiB of a pipe).
+/// Kinds asked for at once (each counts as one read).
 const INFO_BATCH: usize = 256;
 /// Annotated tags peeled in a row before giving up (git itself has no limit).
 const MAX_PEEL: usize = 64;
@@ -96,11 +93,10 @@ fn tag_target(data: &[u8]) -> Option<ObjectId> {
 pub(crate) struct Objects {
     pack: Option<Arc<IndexedPack>>,
     facts: Arc<PackFacts>,
-    git_dir: PathBuf,
     history_objects: PathBuf,
     limits: Limits,
-    cat: Option<CatFile>,
-    /// Set when the child failed: no further request is trusted.
+    store: Option<ObjectStore>,
+    /// Set when reading the history failed: no further answer is trusted.
     broken: bool,
     reads: u64,
     /// What the upstream has: its kind, or `None` if it lacks the object.
@@ -114,30 +110,27 @@ pub(crate) struct Objects {
 impl std::fmt::Debug for Objects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Objects")
-            .field("git_dir", &self.git_dir)
+            .field("history_objects", &self.history_objects)
             .field("reads", &self.reads)
             .finish_non_exhaustive()
     }
 }
 
 impl Objects {
-    /// Objects of `pack` (with its `facts`) over the history in `history_objects`; git runs
-    /// in `git_dir` (the quarantine). The child starts with [`Objects::start`] or on the first
-    /// upstream read.
+    /// Objects of `pack` (with its `facts`) over the history in the object directory
+    /// `history_objects`, opened with [`Objects::start`] or on the first upstream read.
     pub(crate) fn new(
         pack: Option<Arc<IndexedPack>>,
         facts: Arc<PackFacts>,
-        git_dir: &Path,
         history_objects: &Path,
         limits: Limits,
     ) -> Objects {
         Objects {
             pack,
             facts,
-            git_dir: git_dir.to_path_buf(),
             history_objects: history_objects.to_path_buf(),
             limits,
-            cat: None,
+            store: None,
             broken: false,
             reads: 0,
             kinds: HashMap::new(),
@@ -148,11 +141,12 @@ impl Objects {
         }
     }
 
-    /// Starts `git cat-file` now rather than on the first read, so that its start overlaps
-    /// other work. A failure to start is reported by the first read.
+    /// Opens the history now rather than on the first read. A failure is reported by the
+    /// first read.
     pub(crate) fn start(&mut self) {
-        if self.cat.is_none() && !self.broken {
-            self.cat = CatFile::spawn(&self.git_dir, &self.history_objects).ok();
+        if self.store.is_none() && !self.broken {
+            self.store =
+                ObjectStore::open(&self.history_objects, self.limits.max_object_bytes).ok();
         }
     }
 
@@ -207,7 +201,7 @@ impl Objects {
         todo.dedup();
         for chunk in todo.chunks(INFO_BATCH) {
             self.count(chunk.len())?;
-            let answers = self.cat()?.info(chunk);
+            let answers = self.store()?.info(chunk);
             let answers = self.check(answers)?;
             for (id, kind) in chunk.iter().zip(answers) {
                 self.kinds.insert(*id, kind);
@@ -342,213 +336,37 @@ impl Objects {
         self.count(1)?;
         let max = self.limits.max_object_bytes;
         let mut buf = std::mem::take(&mut self.buf);
-        let read = self.cat().and_then(|cat| cat.contents(id, max, &mut buf));
+        let read = self
+            .store()
+            .and_then(|store| store.contents(id, max, &mut buf));
         self.buf = buf;
         let kind = self.check(read)?;
         self.kinds.insert(*id, kind);
         Ok(kind)
     }
 
-    fn cat(&mut self) -> Result<&mut CatFile, InspectError> {
+    fn store(&mut self) -> Result<&mut ObjectStore, InspectError> {
         if self.broken {
             return Err(InspectError::Objects {
-                detail: "git cat-file failed earlier".into(),
+                detail: "reading the upstream's history failed earlier".into(),
             });
         }
-        if self.cat.is_none() {
-            let cat = CatFile::spawn(&self.git_dir, &self.history_objects);
-            self.cat = Some(self.check(cat)?);
+        if self.store.is_none() {
+            let store = ObjectStore::open(&self.history_objects, self.limits.max_object_bytes);
+            self.store = Some(self.check(store)?);
         }
-        self.cat.as_mut().ok_or_else(|| InspectError::Objects {
-            detail: "git cat-file is not running".into(),
+        self.store.as_mut().ok_or_else(|| InspectError::Objects {
+            detail: "the upstream's history is not open".into(),
         })
     }
 
-    /// An error from the child leaves it in an unknown state: stop it, trust nothing more.
+    /// After an error reading the history, trust nothing more from it.
     fn check<T>(&mut self, result: Result<T, InspectError>) -> Result<T, InspectError> {
         if result.is_err() {
             self.broken = true;
-            if let Some(cat) = self.cat.take() {
-                drop(cat);
-            }
+            self.store = None;
         }
         result
-    }
-}
-
-/// `git cat-file --batch-command --buffer` over the history; stopped when dropped.
-struct CatFile {
-    child: Child,
-    stdin: BufWriter<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    line: Vec<u8>,
-}
-
-fn io_error(what: &str, e: &std::io::Error) -> InspectError {
-    InspectError::Objects {
-        detail: format!("git cat-file: {what}: {e}"),
-    }
-}
-
-fn protocol_error(detail: String) -> InspectError {
-    InspectError::Objects {
-        detail: format!("git cat-file: {detail}"),
-    }
-}
-
-impl CatFile {
-    fn spawn(git_dir: &Path, objects: &Path) -> Result<CatFile, InspectError> {
-        // The environment of `GitDir::command`, with the history as the only object store.
-        let mut child = Command::new("git")
-            .args(["cat-file", "--batch-command", "--buffer"])
-            .env("GIT_DIR", git_dir)
-            .env("GIT_OBJECT_DIRECTORY", objects)
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
-            .env("GIT_NO_LAZY_FETCH", "1")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| io_error("starting", &e))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(protocol_error("no pipes".into()));
-        };
-        Ok(CatFile {
-            child,
-            stdin: BufWriter::new(stdin),
-            stdout: BufReader::with_capacity(64 * 1024, stdout),
-            line: Vec::new(),
-        })
-    }
-
-    fn send(&mut self, requests: &[u8]) -> Result<(), InspectError> {
-        self.stdin
-            .write_all(requests)
-            .and_then(|()| self.stdin.flush())
-            .map_err(|e| io_error("writing", &e))
-    }
-
-    /// Reads one answer line (without the LF) into `self.line`.
-    fn read_line(&mut self) -> Result<(), InspectError> {
-        self.line.clear();
-        let n = self
-            .stdout
-            .by_ref()
-            .take(1024)
-            .read_until(b'\n', &mut self.line)
-            .map_err(|e| io_error("reading", &e))?;
-        if n == 0 {
-            return Err(protocol_error("exited".into()));
-        }
-        if self.line.pop() != Some(b'\n') {
-            return Err(protocol_error("answer line too long or cut".into()));
-        }
-        Ok(())
-    }
-
-    /// The kinds of `ids` (`None`: missing), pipelined.
-    fn info(&mut self, ids: &[ObjectId]) -> Result<Vec<Option<Kind>>, InspectError> {
-        let mut requests = Vec::with_capacity(ids.len() * 46 + 6);
-        for id in ids {
-            requests.extend_from_slice(format!("info {id}\n").as_bytes());
-        }
-        requests.extend_from_slice(b"flush\n");
-        self.send(&requests)?;
-        let mut kinds = Vec::with_capacity(ids.len());
-        for id in ids {
-            self.read_line()?;
-            kinds.push(parse_header(&self.line, id)?.map(|(kind, _)| kind));
-        }
-        Ok(kinds)
-    }
-
-    /// Reads `id` into `buf`; `None` if missing. Larger than `max` bytes: an error.
-    fn contents(
-        &mut self,
-        id: &ObjectId,
-        max: u64,
-        buf: &mut Vec<u8>,
-    ) -> Result<Option<Kind>, InspectError> {
-        self.send(format!("contents {id}\nflush\n").as_bytes())?;
-        self.read_line()?;
-        let Some((kind, size)) = parse_header(&self.line, id)? else {
-            return Ok(None);
-        };
-        if kind == Kind::Blob {
-            // Only commits, trees and tags are read: a blob where one was expected is not
-            // read (and the child, its answer pending, is stopped by the caller).
-            return Err(InspectError::Malformed {
-                id: id.to_string(),
-                what: "commit or tree (it is a blob)",
-            });
-        }
-        if size > max {
-            return Err(InspectError::ObjectTooLarge {
-                id: id.to_string(),
-                size,
-                limit: max,
-            });
-        }
-        let len = usize::try_from(size).map_err(|_| protocol_error("size".into()))?;
-        buf.clear();
-        buf.resize(len, 0);
-        self.stdout
-            .read_exact(buf)
-            .map_err(|e| io_error("reading", &e))?;
-        let mut lf = [0u8; 1];
-        self.stdout
-            .read_exact(&mut lf)
-            .map_err(|e| io_error("reading", &e))?;
-        if lf != *b"\n" {
-            return Err(protocol_error(format!("no LF after {id}")));
-        }
-        Ok(Some(kind))
-    }
-}
-
-/// Parses a `cat-file` answer line for `id`: `<id> missing` or `<id> <type> <size>`.
-fn parse_header(line: &[u8], id: &ObjectId) -> Result<Option<(Kind, u64)>, InspectError> {
-    let line =
-        std::str::from_utf8(line).map_err(|_| protocol_error("answer is not text".into()))?;
-    let bad = || protocol_error(format!("unexpected answer for {id}: {line:?}"));
-    let mut parts = line.split(' ');
-    let (Some(answered), Some(second)) = (parts.next(), parts.next()) else {
-        return Err(bad());
-    };
-    if ObjectId::from_hex(answered.as_bytes()).ok().as_ref() != Some(id) {
-        return Err(bad());
-    }
-    if second == "missing" && parts.next().is_none() {
-        return Ok(None);
-    }
-    let kind = match second {
-        "commit" => Kind::Commit,
-        "tree" => Kind::Tree,
-        "blob" => Kind::Blob,
-        "tag" => Kind::Tag,
-        _ => return Err(bad()),
-    };
-    let size = parts
-        .next()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(bad)?;
-    if parts.next().is_some() {
-        return Err(bad());
-    }
-    Ok(Some((kind, size)))
-}
-
-impl Drop for CatFile {
-    fn drop(&mut self) {
-        // Killed rather than asked to finish: an object may be half read.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -575,46 +393,14 @@ mod tests {
         assert_eq!(ident_time(b"C <c> x"), 0);
     }
 
-    #[test]
-    fn parses_answers_and_refuses_anything_else() {
-        let id = ObjectId::from_hex(b"4b825dc642cb6eb9a060e54bf8d69288fbee4904").expect("id");
-        let hex = id.to_string();
-        let ok = |line: String| parse_header(line.as_bytes(), &id);
-        assert_eq!(
-            ok(format!("{hex} tree 0")).ok(),
-            Some(Some((Kind::Tree, 0)))
-        );
-        assert_eq!(
-            ok(format!("{hex} commit 123")).ok(),
-            Some(Some((Kind::Commit, 123)))
-        );
-        assert_eq!(ok(format!("{hex} missing")).ok(), Some(None));
-        for bad in [
-            String::new(),
-            "garbage".to_string(),
-            hex.clone(),
-            format!("{hex} tree"),
-            format!("{hex} tree -1"),
-            format!("{hex} tree 1 2"),
-            format!("{hex} thing 1"),
-            format!("{hex} missing now"),
-            format!("{hex} ambiguous"),
-            format!("{} tree 1", "a".repeat(40)),
-            format!("{} tree 1", &hex[..39]),
-        ] {
-            assert!(ok(bad.clone()).is_err(), "{bad:?}");
-        }
-        assert!(parse_header(b"\xff\xfe", &id).is_err());
-    }
-
     fn git(dir: &Path, args: &[&str]) -> String {
-        let out = Command::new("git")
+        let out = std::process::Command::new("git")
             .args(args)
             .current_dir(dir)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env_remove("GIT_DIR")
-            .stdin(Stdio::null())
+            .stdin(std::process::Stdio::null())
             .output()
             .expect("git runs");
         assert!(out.status.success(), "git {args:?}");
@@ -625,7 +411,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_history_and_fails_closed_when_git_dies() {
+    fn reads_the_history_and_fails_closed_when_it_is_unreadable() {
         let tmp = tempfile::tempdir().expect("tempdir");
         git(tmp.path(), &["init", "-q", "--bare", "h.git"]);
         let h = tmp.path().join("h.git");
@@ -635,7 +421,6 @@ mod tests {
         let mut objects = Objects::new(
             None,
             Arc::new(PackFacts::default()),
-            quarantine.git_dir(),
             quarantine.history_objects(),
             Limits::default(),
         );
@@ -653,15 +438,33 @@ mod tests {
             Err(InspectError::MissingObject { .. })
         ));
 
-        // The child dies: the next read is an error, and so is every later one.
-        let cat = objects.cat.as_mut().expect("running");
-        cat.child.kill().expect("kill");
-        cat.child.wait().expect("wait");
-        let other = ObjectId::from_hex(&[b'2'; 40]).expect("id");
+        // A commit whose loose object is damaged: that read is an error, and so is every
+        // later one, even of objects that are fine.
+        let commit = git(
+            &h,
+            &[
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@example.com",
+                "commit-tree",
+                "-m",
+                "m",
+                &empty.to_string(),
+            ],
+        );
+        let loose = h.join("objects").join(&commit[..2]).join(&commit[2..]);
+        let mut perms = std::fs::metadata(&loose).expect("loose").permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&loose, perms).expect("writable");
+        std::fs::write(&loose, b"not zlib").expect("damage");
+        let commit = ObjectId::from_hex(commit.as_bytes()).expect("id");
         assert!(matches!(
-            objects.commit(&other),
+            objects.commit(&commit),
             Err(InspectError::Objects { .. })
         ));
+        assert!(objects.tree(&empty).is_ok(), "cached before the failure");
         assert!(objects
             .upstream_kind(&ObjectId::from_hex(&[b'3'; 40]).expect("id"))
             .is_err());

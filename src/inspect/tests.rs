@@ -225,7 +225,6 @@ impl Pushed {
         Local::new(Objects::new(
             Some(self.pack.clone()),
             Arc::new(facts),
-            self.quarantine.git_dir(),
             self.quarantine.history_objects(),
             limits,
         ))

@@ -116,6 +116,16 @@ impl IndexedPack {
         Ok(Self::new(pack_path, Some(files), options))
     }
 
+    /// Opens a pack and its index written by git (e.g. in a mirror's `objects/pack`), trusted
+    /// as git verified them: objects are read as [`IndexedPack::find`] reads a pushed pack.
+    pub fn open_existing(
+        pack_path: &Path,
+        idx_path: &Path,
+        options: &Options,
+    ) -> Result<Self, PackError> {
+        Self::open(PackFile::open(pack_path)?, idx_path.to_owned(), options)
+    }
+
     fn new(pack_path: PathBuf, files: Option<Files>, options: &Options) -> Self {
         IndexedPack {
             pack_path,
@@ -169,6 +179,30 @@ impl IndexedPack {
             detail: "lookup cache poisoned".into(),
         })?;
         self.decode(files, offset, buf, &mut lookup).map(Some)
+    }
+
+    /// The kind of `id` without decoding it (a delta's kind is its chain's full object's,
+    /// found by reading entry headers only), or `None` if the pack does not hold it.
+    pub fn kind_of(&self, id: &ObjectId) -> Result<Option<Kind>, PackError> {
+        let (Some(files), Some(mut at)) = (&self.files, self.offset_of(id)) else {
+            return Ok(None);
+        };
+        for _ in 0..=self.max_delta_depth {
+            at = match files.pack.header_at(at)?.base {
+                Base::Full(kind) => return Ok(Some(kind)),
+                Base::Distance(distance) => at.checked_sub(distance),
+                Base::Id(base) => files
+                    .index
+                    .lookup(base)
+                    .map(|i| files.index.pack_offset_at_index(i)),
+            }
+            .ok_or_else(|| PackError::Internal {
+                detail: format!("delta base of the entry at byte {at} is not in the pack"),
+            })?;
+        }
+        Err(PackError::Internal {
+            detail: "delta chain deeper than the limit".into(),
+        })
     }
 
     /// Decodes the object whose entry starts at `offset` into `buf`: walks its delta chain down to

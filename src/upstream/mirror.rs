@@ -170,30 +170,23 @@ impl Mirrors {
         if ids.is_empty() {
             return true;
         }
-        let mut cmd = self.git(dir, None).0;
-        cmd.args(["cat-file", "--batch-check=%(objectname) %(objecttype)"])
-            .env("GIT_NO_LAZY_FETCH", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        let Ok(mut child) = cmd.spawn() else {
+        let Ok(ids) = ids
+            .iter()
+            .map(|hex| gix_hash::ObjectId::from_hex(hex.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+        else {
             return false;
         };
-        let mut input = ids.join("\n").into_bytes();
-        input.push(b'\n');
-        if let Some(mut stdin) = child.stdin.take() {
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let _ = stdin.write_all(&input).await;
-                let _ = stdin.shutdown().await;
-            });
-        }
-        let Ok(out) = child.wait_with_output().await else {
-            return false;
-        };
-        let text = String::from_utf8_lossy(&out.stdout);
-        out.status.success()
-            && text.lines().count() == ids.len()
-            && text.lines().all(|l| !l.ends_with(" missing"))
+        // Read in-process (no git started); only presence is asked, nothing is decoded.
+        let objects = dir.join("objects");
+        tokio::task::spawn_blocking(move || {
+            let max = crate::pack::Options::default().max_object_bytes;
+            crate::inspect::store::ObjectStore::open(&objects, max)
+                .and_then(|mut store| store.info(&ids))
+                .is_ok_and(|kinds| kinds.iter().all(Option::is_some))
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Adds a pack the upstream accepted (the relayed push) to the mirror of `path`, with its
