@@ -12,8 +12,9 @@
 //! object not found is looked for once more after listing the packs again, as git does.
 //! A missing object is `None`, never fetched (a blob-less mirror lacks blobs by design).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::pack::{IndexedPack, Kind, ObjectId, Options};
 
@@ -30,7 +31,7 @@ pub(crate) struct ObjectStore {
     dirs: Vec<PathBuf>,
     /// `.idx` files already opened.
     opened: HashSet<PathBuf>,
-    packs: Vec<IndexedPack>,
+    packs: Vec<Arc<IndexedPack>>,
     options: Options,
     zlib: gix_zlib::Decompress,
 }
@@ -78,13 +79,18 @@ impl ObjectStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_error(&pack_dir, &e)),
             };
+            let mut present = HashSet::new();
             for entry in entries.flatten() {
                 let idx = entry.path();
-                if idx.extension().is_none_or(|e| e != "idx") || self.opened.contains(&idx) {
+                if idx.extension().is_none_or(|e| e != "idx") {
+                    continue;
+                }
+                present.insert(idx.clone());
+                if self.opened.contains(&idx) {
                     continue;
                 }
                 let pack = idx.with_extension("pack");
-                match IndexedPack::open_existing(&pack, &idx, &self.options) {
+                match open_shared(&pack, &idx, &self.options) {
                     Ok(p) => {
                         self.packs.push(p);
                         self.opened.insert(idx);
@@ -99,6 +105,13 @@ impl ObjectStore {
                         })
                     }
                 }
+            }
+            // Packs removed since (a repack) are closed once no store uses them, so their
+            // disk space is freed.
+            if let Ok(mut shared) = shared().lock() {
+                shared.packs.retain(|idx, _| {
+                    idx.parent() != Some(pack_dir.as_path()) || present.contains(idx)
+                });
             }
         }
         Ok(found)
@@ -290,6 +303,62 @@ impl ObjectStore {
             }
         }
     }
+}
+
+/// Packs opened by earlier stores, by `.idx` path: a mirror's packs are opened once, not by
+/// every push (a pack's name is its checksum, so a path names the same content for as long
+/// as it exists).
+struct Shared {
+    packs: HashMap<PathBuf, (Arc<IndexedPack>, u64)>,
+    /// Incremented by every use; entries least recently used are dropped past the limit.
+    clock: u64,
+}
+
+/// Packs kept open between stores (each holds a file, a mapped `.idx` and a small cache).
+const SHARED_PACKS: usize = 256;
+
+fn shared() -> &'static Mutex<Shared> {
+    static SHARED: OnceLock<Mutex<Shared>> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        Mutex::new(Shared {
+            packs: HashMap::new(),
+            clock: 0,
+        })
+    })
+}
+
+/// The pack `pack` with its index `idx`, opened now or by an earlier store (with the options
+/// of the first).
+fn open_shared(
+    pack: &Path,
+    idx: &Path,
+    options: &Options,
+) -> Result<Arc<IndexedPack>, crate::pack::PackError> {
+    let shared = shared();
+    if let Ok(mut shared) = shared.lock() {
+        shared.clock += 1;
+        let now = shared.clock;
+        if let Some((found, used)) = shared.packs.get_mut(idx) {
+            *used = now;
+            return Ok(found.clone());
+        }
+        drop(shared);
+    }
+    let opened = Arc::new(IndexedPack::open_existing(pack, idx, options)?);
+    if let Ok(mut shared) = shared.lock() {
+        if shared.packs.len() >= SHARED_PACKS {
+            // Drop the least recently used half (and with it packs since removed).
+            let mut uses: Vec<u64> = shared.packs.values().map(|(_, used)| *used).collect();
+            uses.sort_unstable();
+            let cut = uses.get(uses.len() / 2).copied().unwrap_or(0);
+            shared.packs.retain(|_, (_, used)| *used > cut);
+        }
+        let now = shared.clock;
+        shared
+            .packs
+            .insert(idx.to_path_buf(), (opened.clone(), now));
+    }
+    Ok(opened)
 }
 
 /// `dir` and, recursively, the directories its `info/alternates` names.
