@@ -16,6 +16,7 @@ use gix_pack::data::entry::Header;
 use gix_pack::data::input;
 
 use crate::pack::entries::{self, Entries};
+use crate::pack::growing::Growing;
 use crate::pack::idx::{self, IdxEntry};
 use crate::pack::read::PackFile;
 use crate::pack::resolve::{self, Node, Parent, Sink, Stop, Table, Waiting};
@@ -61,7 +62,40 @@ where
     E: From<PackError>,
     F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
 {
-    run(pack, options, Instant::now(), visit)
+    run(pack, None, options, Instant::now(), visit)
+}
+
+/// Like [`index_visiting`], for a pack file that is still being written: pass 1 (headers, limits,
+/// zlib framing, CRC-32, trailing checksum) reads the file while it grows, as `growing` announces
+/// its bytes, so it runs while the pack is being received; pass 2 (deltas, ids, the visitor, the
+/// `.idx`) starts once the writer has [finished](Growing::finish) and the whole pack was verified.
+///
+/// Call it on a blocking thread, after the file at `pack` was created (empty is fine), while
+/// another thread or task writes it and calls [`Growing::advance`], then [`Growing::finish`] or
+/// [`Growing::fail`]. Memory is as for [`index()`]: the file is read through a 64 KiB buffer.
+///
+/// A pack fed this way is refused with the same [`PackError`] as [`index()`] gives the complete
+/// file. The limits that [`index()`] checks on the file size first
+/// ([`Options::max_pack_bytes`], an object count that cannot fit) are checked as bytes arrive
+/// and once the writer is done: when another error stops the reading earlier, it is returned after
+/// the writer is done (or [`Options::max_duration`] is used up), and the size errors take precedence
+/// as they would for the complete file. [`PackError::PackTooLarge`] stops the reading as soon as
+/// the writer announces more than the limit; its `size` is the file's final size if the writer
+/// finished, else what was announced then. A writer that [fails](Growing::fail) makes this return
+/// [`PackError::Io`] (unless the pack was refused for another reason already) as soon as the reader
+/// catches up; the waiting is bounded by [`Options::max_duration`]. The writer never waits for this.
+/// A writer that finishes with nothing written is a push without objects, as an empty file is.
+pub fn index_growing<E, F>(
+    pack: &Path,
+    growing: &Growing,
+    options: &Options,
+    visit: F,
+) -> Result<IndexedPack, E>
+where
+    E: From<PackError>,
+    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+{
+    run(pack, Some(growing), options, Instant::now(), visit)
 }
 
 /// Like [`index()`], but a pack whose ref-delta bases are missing ([`PackError::MissingBase`]) is
@@ -80,12 +114,12 @@ pub fn index_with_bases(
 ) -> Result<IndexedPack, PackError> {
     let started = Instant::now();
     let ignore = |_: ObjectId, _: Kind, _: &[u8]| Ok::<(), PackError>(());
-    match run(pack, options, started, ignore) {
+    match run(pack, None, options, started, ignore) {
         Err(PackError::MissingBase { .. }) => {
             let fixed = pack.with_extension("fixed.pack");
             let mut cleanup = Cleanup(vec![fixed.clone()]);
             complete(pack, &fixed, options, bases, started)?;
-            let indexed = run(&fixed, options, started, ignore)?;
+            let indexed = run(&fixed, None, options, started, ignore)?;
             cleanup.0.clear();
             Ok(indexed)
         }
@@ -101,6 +135,7 @@ fn deadline(options: &Options, started: Instant) -> Option<(Instant, Duration)> 
 
 fn run<E, F>(
     pack_path: &Path,
+    growing: Option<&Growing>,
     options: &Options,
     started: Instant,
     visit: F,
@@ -109,7 +144,7 @@ where
     E: From<PackError>,
     F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
 {
-    let Some(mut entries) = entries::open(pack_path, options, started, false)? else {
+    let Some(mut entries) = entries::open(pack_path, options, started, false, growing)? else {
         return Ok(IndexedPack::empty(pack_path, options));
     };
     let idx_path = pack_path.with_extension("idx");
@@ -122,9 +157,10 @@ where
     let checksum = entries.trailer().ok_or_else(|| PackError::Internal {
         detail: "the pack trailer was not read".into(),
     })?;
+    let data_end = entries.data_end();
     drop(entries);
 
-    let pack = PackFile::open(pack_path)?;
+    let pack = PackFile::open_until(pack_path, data_end)?;
     let mut sink = IndexSink {
         ids: vec![ObjectId::null(gix_hash::Kind::Sha1); table.nodes.len()],
         resolved: 0,
@@ -178,7 +214,7 @@ fn read_table(entries: &mut Entries) -> Result<Table, PackError> {
         entries.finish_empty()?;
     }
     let mut table = Table::default();
-    table.nodes.reserve_exact(entries.header().count as usize);
+    table.nodes.reserve_exact(entries.reserve_hint());
     let mut failure = None;
     for item in entries.by_ref() {
         let entry = match item {
@@ -280,7 +316,7 @@ fn complete(
     bases: &dyn BaseLookup,
     started: Instant,
 ) -> Result<(), PackError> {
-    let Some(mut entries) = entries::open(pack, options, started, true)? else {
+    let Some(mut entries) = entries::open(pack, options, started, true, None)? else {
         return Err(PackError::Internal {
             detail: "the thin pack vanished".into(),
         });

@@ -3,6 +3,7 @@
 //! Helpers here run the real `git` with no user or system config.
 
 mod build;
+mod growing;
 mod malformed;
 mod objects;
 mod pread;

@@ -79,7 +79,7 @@ fn with_the_default_pack_limit_every_offset_fits_the_4_byte_table() {
 
 /// A pack git would never write, but must read: a ref-delta whose base is itself a delta, a
 /// ref-delta to a later entry, and an offset-delta of a ref-delta.
-fn mixed_pack() -> (Vec<u8>, HashMap<ObjectId, Vec<u8>>) {
+pub(super) fn mixed_pack() -> (Vec<u8>, HashMap<ObjectId, Vec<u8>>) {
     let mut pack = RawPack::default();
     let mut expected = HashMap::new();
     let base: Vec<u8> = (0..300)
