@@ -3,12 +3,14 @@
 //! Two passes over the file, each bounded by [`Options`], neither mapping it into memory:
 //! 1. [`entries`] reads the file once, sequentially: headers, limits, zlib framing, CRC-32 and the
 //!    trailing SHA-1, all before anything is inflated into memory. It yields the entry table.
-//! 2. [`resolve`] reads the entries again with `pread`, depth-first through the delta tree: every
+//! 2. [`resolve`] reads the entries again with `pread`, depth-first through the delta tree (on
+//!    [`Options::threads`] threads, each taking whole delta trees): every
 //!    delta is applied, every object hashed (its id), commits, trees and tags are parsed, and chain
 //!    depth is limited. Then the ids are sorted (no duplicates) and [`idx`] writes the `.idx`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use gix_hash::ObjectId;
@@ -57,10 +59,18 @@ pub fn index(pack: &Path, options: &Options) -> Result<IndexedPack, PackError> {
 /// returns `Ok` (an error later in the pack, e.g. a duplicate object or a missing base, refuses the
 /// pack after some objects were visited). The first error from `visit` stops indexing and is
 /// returned; no `.idx` is left behind.
+///
+/// Deltas are resolved on [`Options::threads`] threads, and `visit` is called from all of them
+/// at once (hence `Fn + Sync`: collect through a `Mutex` or atomics). The order of the visits is
+/// not deterministic: each object is visited exactly once, a delta's base before the delta, but
+/// objects from different delta trees interleave differently from run to run (with one thread, it
+/// is the order of [`IndexedPack::for_each`]). Once a thread fails (a visitor error or a pack
+/// error), the others stop before their next object and the first error is returned; when a pack
+/// has several faults, which one is reported may vary with more than one thread.
 pub fn index_visiting<E, F>(pack: &Path, options: &Options, visit: F) -> Result<IndexedPack, E>
 where
-    E: From<PackError>,
-    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+    E: From<PackError> + Send,
+    F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
 {
     run(pack, None, options, Instant::now(), visit)
 }
@@ -92,8 +102,8 @@ pub fn index_growing<E, F>(
     visit: F,
 ) -> Result<IndexedPack, E>
 where
-    E: From<PackError>,
-    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+    E: From<PackError> + Send,
+    F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
 {
     run(pack, Some(growing), options, Instant::now(), visit)
 }
@@ -141,8 +151,8 @@ fn run<E, F>(
     visit: F,
 ) -> Result<IndexedPack, E>
 where
-    E: From<PackError>,
-    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+    E: From<PackError> + Send,
+    F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
 {
     let Some(mut entries) = entries::open(pack_path, options, started, false, growing)? else {
         return Ok(IndexedPack::empty(pack_path, options));
@@ -161,10 +171,12 @@ where
     drop(entries);
 
     let pack = PackFile::open_until(pack_path, data_end)?;
-    let mut sink = IndexSink {
-        ids: vec![ObjectId::null(gix_hash::Kind::Sha1); table.nodes.len()],
-        resolved: 0,
-        waiting: Waiting::new(&table),
+    let sink = IndexSink {
+        state: Mutex::new(IndexState {
+            ids: vec![ObjectId::null(gix_hash::Kind::Sha1); table.nodes.len()],
+            resolved: 0,
+            waiting: Waiting::new(&table),
+        }),
         visit,
     };
     let limits = resolve::Limits {
@@ -172,14 +184,20 @@ where
         max_delta_depth: options.max_delta_depth,
         deadline: deadline(options, started),
     };
-    resolve::traverse(&table, &pack, limits, &mut sink).map_err(|stop| match stop {
-        Stop::Visitor(e) => e,
-        Stop::Pack(e) => e.into(),
-    })?;
-    if let Some(id) = sink.waiting.missing() {
+    resolve::traverse(&table, &pack, limits, options.threads, &sink).map_err(
+        |stop| match stop {
+            Stop::Visitor(e) => e,
+            Stop::Pack(e) => e.into(),
+        },
+    )?;
+    let state = sink
+        .state
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(id) = state.waiting.missing() {
         return Err(PackError::MissingBase { id }.into());
     }
-    if sink.resolved != table.nodes.len() {
+    if state.resolved != table.nodes.len() {
         return Err(PackError::Internal {
             detail: "some entries were not resolved".into(),
         }
@@ -188,7 +206,7 @@ where
     let mut objects: Vec<IdxEntry> = table
         .nodes
         .iter()
-        .zip(sink.ids)
+        .zip(state.ids)
         .map(|(node, id)| IdxEntry {
             id,
             offset: node.offset,
@@ -261,39 +279,47 @@ fn read_table(entries: &mut Entries) -> Result<Table, PackError> {
     Ok(table)
 }
 
-/// Hashes, checks and visits every object while indexing.
+/// Hashes, checks and visits every object while indexing (from every resolving thread).
 struct IndexSink<F> {
+    state: Mutex<IndexState>,
+    visit: F,
+}
+
+/// What the resolving threads record, under one lock taken once per object.
+struct IndexState {
     ids: Vec<ObjectId>,
     resolved: usize,
     waiting: Waiting,
-    visit: F,
 }
 
 impl<E, F> Sink for IndexSink<F>
 where
-    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+    E: Send,
+    F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
 {
     type Error = E;
 
     fn object(
-        &mut self,
+        &self,
         node: u32,
         kind: Kind,
         data: &[u8],
         waiting: &mut Vec<u32>,
     ) -> Result<(), Stop<E>> {
         let id = object_id(kind, data)?;
-        let slot = self
+        validate::check_object(id, kind, data)?;
+        (self.visit)(id, kind, data).map_err(Stop::Visitor)?;
+        // The state is plain bookkeeping; a panicking visitor elsewhere does not invalidate it.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = state
             .ids
             .get_mut(node as usize)
             .ok_or_else(|| PackError::Internal {
                 detail: "entry out of range".into(),
             })?;
         *slot = id;
-        self.resolved += 1;
-        validate::check_object(id, kind, data)?;
-        (self.visit)(id, kind, data).map_err(Stop::Visitor)?;
-        self.waiting.take(&id, waiting);
+        state.resolved += 1;
+        state.waiting.take(&id, waiting);
         Ok(())
     }
 }

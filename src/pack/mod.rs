@@ -47,7 +47,8 @@
 //! (`pread`) into bounded buffers, so its pages never count toward the gateway's resident memory.
 //! Held: the entry table (a few dozen bytes per object), the object being decoded and the delta bases
 //! its siblings still need, and for lookups a byte-bounded cache of bases
-//! ([`Options::find_cache_bytes`]). Only the small `.idx` is mapped.
+//! ([`Options::find_cache_bytes`]). Only the small `.idx` is mapped. Indexing resolves deltas on
+//! [`Options::threads`] threads, each with its own buffers: the decoding memory is per thread.
 
 mod delta;
 mod entries;

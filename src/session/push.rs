@@ -714,11 +714,18 @@ impl Gateway {
         let options = self.pack_options();
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || {
-            let mut facts = PackFacts::default();
+            // Visited from every resolving thread; `add` is cheap (a map insert per object).
+            let facts = std::sync::Mutex::new(PackFacts::default());
             let indexed = crate::pack::index_visiting(&path, &options, |id, kind, data| {
+                let mut facts = facts.lock().map_err(|_| PackError::Internal {
+                    detail: "reading the pack's facts: a visitor panicked".into(),
+                })?;
                 facts.add(id, kind, data).map_err(|e| PackError::Internal {
                     detail: format!("reading the pack's facts: {e}"),
                 })
+            })?;
+            let facts = facts.into_inner().map_err(|_| PackError::Internal {
+                detail: "reading the pack's facts: a visitor panicked".into(),
             })?;
             Ok((indexed, facts))
         })

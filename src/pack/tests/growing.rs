@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -97,11 +98,12 @@ fn index_fed(
 ) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let (path, growing, writer) = start_feeding(tmp.path(), "fed.pack", bytes.to_vec(), feed);
-    let mut visited = Vec::new();
+    let visited = Mutex::new(Vec::new());
     let result = index_growing(&path, &growing, options, |id, _, _| {
-        visited.push(id);
+        visited.lock().expect("lock").push(id);
         Ok::<_, PackError>(())
     });
+    let visited = visited.into_inner().expect("lock");
     writer.join().expect("writer thread");
     if result.is_err() {
         assert!(
@@ -117,11 +119,12 @@ fn index_fed(
 fn assert_same_as_index(name: &str, bytes: &[u8], options: &Options, seed: u64) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let path = spool(tmp.path(), bytes);
-    let mut expected_visits = Vec::new();
+    let expected_visits = Mutex::new(Vec::new());
     let expected = crate::pack::index_visiting(&path, options, |id, _, _| {
-        expected_visits.push(id);
+        expected_visits.lock().expect("lock").push(id);
         Ok::<_, PackError>(())
     });
+    let mut expected_visits = expected_visits.into_inner().expect("lock");
     let (_fed_tmp, fed, mut visits) = index_fed(bytes, options, Feed::quick(seed));
     match (expected, fed) {
         (Ok(expected), Ok(fed)) => {
@@ -233,7 +236,7 @@ fn a_slowly_fed_pack_is_still_indexed_correctly() {
 }
 
 /// Corrupt, truncated, hostile and over-limit packs.
-fn refused_packs() -> Vec<(String, Vec<u8>, Options)> {
+pub(super) fn refused_packs() -> Vec<(String, Vec<u8>, Options)> {
     let defaults = Options::default();
     let mut cases: Vec<(String, Vec<u8>, Options)> = named_seeds()
         .into_iter()

@@ -10,6 +10,7 @@ mod pread;
 mod real_git;
 mod seeds;
 mod subset;
+mod threads;
 mod throughput;
 
 use std::io::Write;
