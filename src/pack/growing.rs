@@ -71,8 +71,10 @@ impl Growing {
 
     /// The writer has written `total` bytes to the file since it was created (a running total, not
     /// an increment: smaller values than before are ignored). Call it only once those bytes are in
-    /// the file (after the write returned, and with buffered writers after a flush). Never blocks
-    /// on the reader.
+    /// the file: after the write returned, and with buffered writers after a flush. In particular
+    /// `tokio::fs::File::write_all` returns before its write is done (it is finished on a blocking
+    /// thread): `flush().await` first. A reader that finds fewer bytes than announced fails with
+    /// [`PackError::Io`]. Never blocks on the reader.
     pub fn advance(&self, total: u64) {
         let mut state = self.lock();
         if state.end == End::Open && total > state.written {

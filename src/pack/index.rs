@@ -95,6 +95,8 @@ where
 /// [`PackError::Io`] (unless the pack was refused for another reason already) as soon as the reader
 /// catches up; the waiting is bounded by [`Options::max_duration`]. The writer never waits for this.
 /// A writer that finishes with nothing written is a push without objects, as an empty file is.
+///
+/// [`Options::max_duration`] counts from this call, so it covers the time the writer takes too.
 pub fn index_growing<E, F>(
     pack: &Path,
     growing: &Growing,

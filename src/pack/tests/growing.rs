@@ -479,3 +479,20 @@ fn a_writer_finishing_without_bytes_is_a_push_without_objects() {
     assert!(indexed.is_empty());
     assert!(indexed.idx_path().is_none());
 }
+
+#[test]
+fn bytes_announced_but_not_in_the_file_are_an_error() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let path = tmp.path().join("short.pack");
+    let pack = small_pack();
+    std::fs::write(&path, &pack[..pack.len() / 2]).expect("half written");
+    let growing = Growing::new();
+    growing.advance(pack.len() as u64);
+    growing.finish();
+    let err = index_growing(&path, &growing, &Options::default(), |_, _, _| {
+        Ok::<_, PackError>(())
+    })
+    .expect_err("the file is shorter than announced");
+    assert!(matches!(err, PackError::Io { .. }), "{err:?}");
+    assert!(!err.is_input_error());
+}
