@@ -18,6 +18,7 @@ use gix_hash::ObjectId;
 use gix_pack::data::entry::Header;
 use gix_pack::data::input;
 
+use crate::pack::growing::{into_pack_error, writer_failed, Growing, GrowingReader, Wait};
 use crate::pack::{Options, PackError};
 
 /// Size of the pack header: `PACK`, version, object count.
@@ -42,12 +43,14 @@ pub(crate) struct PackHeader {
 ///
 /// Errors are yielded once as an opaque gix error (so gix stops) and kept in [`Entries::take_error`].
 pub(crate) struct Entries {
-    reader: BufReader<File>,
+    reader: BufReader<Source>,
     path: PathBuf,
     limits: Limits,
     header: PackHeader,
     offset: u64,
-    file_len: u64,
+    /// The file's length; `None` while it grows (then `growing` tells it at the end).
+    file_len: Option<u64>,
+    growing: Option<Growing>,
     remaining: u32,
     total: u64,
     hasher: Option<gix_hash::Hasher>,
@@ -62,8 +65,24 @@ pub(crate) struct Entries {
     failed: bool,
 }
 
+/// Where the bytes come from: a complete file, or one still being written.
+enum Source {
+    File(File),
+    Growing(GrowingReader),
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::File(file) => file.read(buf),
+            Source::Growing(reader) => reader.read(buf),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Limits {
+    max_pack_bytes: u64,
     max_object_bytes: u64,
     max_total_bytes: u64,
     deadline: Option<Instant>,
@@ -72,45 +91,77 @@ struct Limits {
 
 /// Opens `path` and checks the pack header and the file size. `Ok(None)` for a missing or empty file
 /// (a push that only deletes refs sends no pack).
+///
+/// With `growing`, the file is still being written: it must exist, its size is not known up front,
+/// and reads wait for the writer (see [`Growing`]). The checks made on the size of a complete file
+/// (`max_pack_bytes`, the count fitting the file) are then made as bytes arrive and, when
+/// another error stops the reading first, once the writer is done, so that a pack fed this way is
+/// refused with the error the complete file would get.
 pub(crate) fn open(
     path: &Path,
     options: &Options,
     started: Instant,
     keep_compressed: bool,
+    growing: Option<&Growing>,
 ) -> Result<Option<Entries>, PackError> {
     let file = match File::open(path) {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && growing.is_none() => {
+            return Ok(None)
+        }
         Err(err) => return Err(PackError::io(path, err)),
     };
-    let file_len = file.metadata().map_err(|e| PackError::io(path, e))?.len();
-    if file_len == 0 {
+    let limits = Limits {
+        max_pack_bytes: options.max_pack_bytes,
+        max_object_bytes: options.max_object_bytes,
+        max_total_bytes: options.max_total_bytes,
+        deadline: started.checked_add(options.max_duration),
+        max_duration: options.max_duration,
+    };
+    let (source, file_len) = match growing {
+        None => {
+            let file_len = file.metadata().map_err(|e| PackError::io(path, e))?.len();
+            if file_len == 0 {
+                return Ok(None);
+            }
+            if file_len > options.max_pack_bytes {
+                return Err(PackError::PackTooLarge {
+                    size: file_len,
+                    limit: options.max_pack_bytes,
+                });
+            }
+            (Source::File(file), Some(file_len))
+        }
+        Some(growing) => {
+            let reader = GrowingReader::new(
+                file,
+                growing.clone(),
+                options.max_pack_bytes,
+                limits.deadline,
+                options.max_duration,
+            );
+            (Source::Growing(reader), None)
+        }
+    };
+    let settle = |err| settle(growing, err, None, &limits);
+    let mut reader = BufReader::with_capacity(SCRATCH_LEN, source);
+    let mut raw = [0u8; HEADER_LEN as usize];
+    let got = read_up_to(&mut reader, &mut raw).map_err(|e| settle(into_pack_error(path, e)))?;
+    if got == 0 && growing.is_some() {
         return Ok(None);
     }
-    if file_len > options.max_pack_bytes {
-        return Err(PackError::PackTooLarge {
-            size: file_len,
-            limit: options.max_pack_bytes,
-        });
-    }
-    let mut reader = BufReader::with_capacity(SCRATCH_LEN, file);
-    let mut raw = [0u8; HEADER_LEN as usize];
-    let got = read_up_to(&mut reader, &mut raw).map_err(|e| PackError::io(path, e))?;
-    let header = parse_header(raw.get(..got).unwrap_or_default(), file_len, options)?;
+    let data = raw.get(..got).unwrap_or_default();
+    let header = parse_header(data, file_len, options).map_err(settle)?;
     let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
     hasher.update(&raw);
     Ok(Some(Entries {
         reader,
         path: path.to_owned(),
-        limits: Limits {
-            max_object_bytes: options.max_object_bytes,
-            max_total_bytes: options.max_total_bytes,
-            deadline: started.checked_add(options.max_duration),
-            max_duration: options.max_duration,
-        },
+        limits,
         header,
         offset: HEADER_LEN,
         file_len,
+        growing: growing.cloned(),
         remaining: header.count,
         total: 0,
         hasher: Some(hasher),
@@ -125,13 +176,61 @@ pub(crate) fn open(
     }))
 }
 
-/// Checks signature, version, count limit and that the count fits the file (`data` may be short).
-fn parse_header(data: &[u8], file_len: u64, options: &Options) -> Result<PackHeader, PackError> {
+/// For a growing file: the error the complete file gets. Once the writer is done (waiting for it at
+/// most until the deadline), the checks [`open`] makes first on a complete file come first: its
+/// size over the limit, then the count (of a header that parsed) not fitting it. Otherwise `err`.
+fn settle(
+    growing: Option<&Growing>,
+    err: PackError,
+    header: Option<PackHeader>,
+    limits: &Limits,
+) -> PackError {
+    let Some(growing) = growing else {
+        return err;
+    };
+    let (size, finished) = match growing.wait(u64::MAX, limits.deadline) {
+        Wait::Finished(size) => (size, true),
+        Wait::Failed(size) => (size, false),
+        Wait::Data(_) | Wait::TimedOut => return err,
+    };
+    if size > limits.max_pack_bytes {
+        return PackError::PackTooLarge {
+            size,
+            limit: limits.max_pack_bytes,
+        };
+    }
+    if let Some(count) = header.filter(|_| finished).map(|h| h.count) {
+        let possible = possible_entries(size);
+        if u64::from(count) > possible {
+            return PackError::CountExceedsData {
+                count,
+                size,
+                possible,
+            };
+        }
+    }
+    err
+}
+
+/// The most entries a pack of `size` bytes can hold.
+fn possible_entries(size: u64) -> u64 {
+    size.saturating_sub(HEADER_LEN + TRAILER_LEN) / MIN_ENTRY_LEN
+}
+
+/// Checks signature, version, count limit and that the count fits the file (`data` may be short;
+/// `file_len` is `None` for a growing file, then the count is checked at its end).
+fn parse_header(
+    data: &[u8],
+    file_len: Option<u64>,
+    options: &Options,
+) -> Result<PackHeader, PackError> {
     if !b"PACK".starts_with(data.get(..4.min(data.len())).unwrap_or_default()) {
         return Err(PackError::BadSignature);
     }
     let (Some(version), Some(count)) = (be_u32(data, 4), be_u32(data, 8)) else {
-        return Err(PackError::Truncated { offset: file_len });
+        return Err(PackError::Truncated {
+            offset: file_len.unwrap_or(data.len() as u64),
+        });
     };
     let version = match version {
         2 => gix_pack::data::Version::V2,
@@ -144,13 +243,15 @@ fn parse_header(data: &[u8], file_len: u64, options: &Options) -> Result<PackHea
             limit: options.max_objects,
         });
     }
-    let possible = file_len.saturating_sub(HEADER_LEN + TRAILER_LEN) / MIN_ENTRY_LEN;
-    if u64::from(count) > possible {
-        return Err(PackError::CountExceedsData {
-            count,
-            size: file_len,
-            possible,
-        });
+    if let Some(size) = file_len {
+        let possible = possible_entries(size);
+        if u64::from(count) > possible {
+            return Err(PackError::CountExceedsData {
+                count,
+                size,
+                possible,
+            });
+        }
     }
     Ok(PackHeader { version, count })
 }
@@ -191,7 +292,30 @@ impl Entries {
 
     /// Reads and verifies the trailer of a pack without entries (with entries, the last one does it).
     pub(crate) fn finish_empty(&mut self) -> Result<ObjectId, PackError> {
-        self.finish()
+        self.finish().map_err(|err| self.settle(err))
+    }
+
+    /// Where the entries end and the trailer starts, once all entries were read.
+    pub(crate) fn data_end(&self) -> u64 {
+        self.offset.saturating_sub(TRAILER_LEN)
+    }
+
+    /// How many entries to reserve room for: the count when the file is known to hold them, at
+    /// most a modest number while it grows (the count is checked against the file at its end).
+    pub(crate) fn reserve_hint(&self) -> usize {
+        let count = self.header.count as usize;
+        match self.file_len {
+            Some(_) => count,
+            None => count.min(1 << 16),
+        }
+    }
+
+    fn settle(&self, err: PackError) -> PackError {
+        settle(self.growing.as_ref(), err, Some(self.header), &self.limits)
+    }
+
+    fn read_error(&self, err: std::io::Error) -> PackError {
+        into_pack_error(&self.path, err)
     }
 
     fn next_entry(&mut self) -> Result<input::Entry, PackError> {
@@ -335,7 +459,7 @@ impl Entries {
         let buf = self
             .reader
             .fill_buf()
-            .map_err(|e| PackError::io(&self.path, e))?;
+            .map_err(|e| into_pack_error(&self.path, e))?;
         let Some(&b) = buf.first() else {
             return Err(PackError::Truncated {
                 offset: self.offset,
@@ -364,7 +488,7 @@ impl Entries {
             let input = self
                 .reader
                 .fill_buf()
-                .map_err(|e| PackError::io(&self.path, e))?;
+                .map_err(|e| into_pack_error(&self.path, e))?;
             if input.is_empty() {
                 return Err(PackError::Truncated {
                     offset: self.offset,
@@ -421,8 +545,7 @@ impl Entries {
     /// Reads the trailer, compares it with the hash of everything before, and insists on the end of file.
     fn finish(&mut self) -> Result<ObjectId, PackError> {
         let mut raw = [0u8; TRAILER_LEN as usize];
-        let got =
-            read_up_to(&mut self.reader, &mut raw).map_err(|e| PackError::io(&self.path, e))?;
+        let got = read_up_to(&mut self.reader, &mut raw).map_err(|e| self.read_error(e))?;
         if got < raw.len() {
             return Err(PackError::Truncated {
                 offset: self.offset + got as u64,
@@ -441,7 +564,22 @@ impl Entries {
         if actual != expected {
             return Err(PackError::ChecksumMismatch { expected, actual });
         }
-        let extra = self.file_len.saturating_sub(self.offset);
+        let file_len = match (self.file_len, &self.growing) {
+            (Some(len), _) => len,
+            (None, None) => self.offset,
+            (None, Some(growing)) => match growing.wait(u64::MAX, self.limits.deadline) {
+                Wait::Finished(len) => len,
+                Wait::TimedOut => {
+                    return Err(PackError::TimeLimitExceeded {
+                        limit: self.limits.max_duration,
+                    })
+                }
+                Wait::Failed(_) | Wait::Data(_) => {
+                    return Err(PackError::io(&self.path, writer_failed()));
+                }
+            },
+        };
+        let extra = file_len.saturating_sub(self.offset);
         if extra > 0 {
             return Err(PackError::TrailingBytes { count: extra });
         }
@@ -467,7 +605,7 @@ impl Iterator for Entries {
             Ok(entry) => Some(Ok(entry)),
             Err(err) => {
                 self.failed = true;
-                self.error = Some(err);
+                self.error = Some(self.settle(err));
                 Some(Err(
                     gix_error::message("pack entry refused by gitgate").validation_error()
                 ))

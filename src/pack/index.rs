@@ -3,12 +3,14 @@
 //! Two passes over the file, each bounded by [`Options`], neither mapping it into memory:
 //! 1. [`entries`] reads the file once, sequentially: headers, limits, zlib framing, CRC-32 and the
 //!    trailing SHA-1, all before anything is inflated into memory. It yields the entry table.
-//! 2. [`resolve`] reads the entries again with `pread`, depth-first through the delta tree: every
+//! 2. [`resolve`] reads the entries again with `pread`, depth-first through the delta tree (on
+//!    [`Options::threads`] threads, each taking whole delta trees): every
 //!    delta is applied, every object hashed (its id), commits, trees and tags are parsed, and chain
 //!    depth is limited. Then the ids are sorted (no duplicates) and [`idx`] writes the `.idx`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use gix_hash::ObjectId;
@@ -16,6 +18,7 @@ use gix_pack::data::entry::Header;
 use gix_pack::data::input;
 
 use crate::pack::entries::{self, Entries};
+use crate::pack::growing::Growing;
 use crate::pack::idx::{self, IdxEntry};
 use crate::pack::read::PackFile;
 use crate::pack::resolve::{self, Node, Parent, Sink, Stop, Table, Waiting};
@@ -56,12 +59,55 @@ pub fn index(pack: &Path, options: &Options) -> Result<IndexedPack, PackError> {
 /// returns `Ok` (an error later in the pack, e.g. a duplicate object or a missing base, refuses the
 /// pack after some objects were visited). The first error from `visit` stops indexing and is
 /// returned; no `.idx` is left behind.
+///
+/// Deltas are resolved on [`Options::threads`] threads, and `visit` is called from all of them
+/// at once (hence `Fn + Sync`: collect through a `Mutex` or atomics). The order of the visits is
+/// not deterministic: each object is visited exactly once, a delta's base before the delta, but
+/// objects from different delta trees interleave differently from run to run (with one thread, it
+/// is the order of [`IndexedPack::for_each`]). Once a thread fails (a visitor error or a pack
+/// error), the others stop before their next object and the first error is returned; when a pack
+/// has several faults, which one is reported may vary with more than one thread.
 pub fn index_visiting<E, F>(pack: &Path, options: &Options, visit: F) -> Result<IndexedPack, E>
 where
-    E: From<PackError>,
-    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+    E: From<PackError> + Send,
+    F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
 {
-    run(pack, options, Instant::now(), visit)
+    run(pack, None, options, Instant::now(), visit)
+}
+
+/// Like [`index_visiting`], for a pack file that is still being written: pass 1 (headers, limits,
+/// zlib framing, CRC-32, trailing checksum) reads the file while it grows, as `growing` announces
+/// its bytes, so it runs while the pack is being received; pass 2 (deltas, ids, the visitor, the
+/// `.idx`) starts once the writer has [finished](Growing::finish) and the whole pack was verified.
+///
+/// Call it on a blocking thread, after the file at `pack` was created (empty is fine), while
+/// another thread or task writes it and calls [`Growing::advance`], then [`Growing::finish`] or
+/// [`Growing::fail`]. Memory is as for [`index()`]: the file is read through a 64 KiB buffer.
+///
+/// A pack fed this way is refused with the same [`PackError`] as [`index()`] gives the complete
+/// file. The limits that [`index()`] checks on the file size first
+/// ([`Options::max_pack_bytes`], an object count that cannot fit) are checked as bytes arrive
+/// and once the writer is done: when another error stops the reading earlier, it is returned after
+/// the writer is done (or [`Options::max_duration`] is used up), and the size errors take precedence
+/// as they would for the complete file. [`PackError::PackTooLarge`] stops the reading as soon as
+/// the writer announces more than the limit; its `size` is the file's final size if the writer
+/// finished, else what was announced then. A writer that [fails](Growing::fail) makes this return
+/// [`PackError::Io`] (unless the pack was refused for another reason already) as soon as the reader
+/// catches up; the waiting is bounded by [`Options::max_duration`]. The writer never waits for this.
+/// A writer that finishes with nothing written is a push without objects, as an empty file is.
+///
+/// [`Options::max_duration`] counts from this call, so it covers the time the writer takes too.
+pub fn index_growing<E, F>(
+    pack: &Path,
+    growing: &Growing,
+    options: &Options,
+    visit: F,
+) -> Result<IndexedPack, E>
+where
+    E: From<PackError> + Send,
+    F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
+{
+    run(pack, Some(growing), options, Instant::now(), visit)
 }
 
 /// Like [`index()`], but a pack whose ref-delta bases are missing ([`PackError::MissingBase`]) is
@@ -80,12 +126,12 @@ pub fn index_with_bases(
 ) -> Result<IndexedPack, PackError> {
     let started = Instant::now();
     let ignore = |_: ObjectId, _: Kind, _: &[u8]| Ok::<(), PackError>(());
-    match run(pack, options, started, ignore) {
+    match run(pack, None, options, started, ignore) {
         Err(PackError::MissingBase { .. }) => {
             let fixed = pack.with_extension("fixed.pack");
             let mut cleanup = Cleanup(vec![fixed.clone()]);
             complete(pack, &fixed, options, bases, started)?;
-            let indexed = run(&fixed, options, started, ignore)?;
+            let indexed = run(&fixed, None, options, started, ignore)?;
             cleanup.0.clear();
             Ok(indexed)
         }
@@ -101,15 +147,16 @@ fn deadline(options: &Options, started: Instant) -> Option<(Instant, Duration)> 
 
 fn run<E, F>(
     pack_path: &Path,
+    growing: Option<&Growing>,
     options: &Options,
     started: Instant,
     visit: F,
 ) -> Result<IndexedPack, E>
 where
-    E: From<PackError>,
-    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+    E: From<PackError> + Send,
+    F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
 {
-    let Some(mut entries) = entries::open(pack_path, options, started, false)? else {
+    let Some(mut entries) = entries::open(pack_path, options, started, false, growing)? else {
         return Ok(IndexedPack::empty(pack_path, options));
     };
     let idx_path = pack_path.with_extension("idx");
@@ -122,13 +169,16 @@ where
     let checksum = entries.trailer().ok_or_else(|| PackError::Internal {
         detail: "the pack trailer was not read".into(),
     })?;
+    let data_end = entries.data_end();
     drop(entries);
 
-    let pack = PackFile::open(pack_path)?;
-    let mut sink = IndexSink {
-        ids: vec![ObjectId::null(gix_hash::Kind::Sha1); table.nodes.len()],
-        resolved: 0,
-        waiting: Waiting::new(&table),
+    let pack = PackFile::open_until(pack_path, data_end)?;
+    let sink = IndexSink {
+        state: Mutex::new(IndexState {
+            ids: vec![ObjectId::null(gix_hash::Kind::Sha1); table.nodes.len()],
+            resolved: 0,
+            waiting: Waiting::new(&table),
+        }),
         visit,
     };
     let limits = resolve::Limits {
@@ -136,14 +186,20 @@ where
         max_delta_depth: options.max_delta_depth,
         deadline: deadline(options, started),
     };
-    resolve::traverse(&table, &pack, limits, &mut sink).map_err(|stop| match stop {
-        Stop::Visitor(e) => e,
-        Stop::Pack(e) => e.into(),
-    })?;
-    if let Some(id) = sink.waiting.missing() {
+    resolve::traverse(&table, &pack, limits, options.threads, &sink).map_err(
+        |stop| match stop {
+            Stop::Visitor(e) => e,
+            Stop::Pack(e) => e.into(),
+        },
+    )?;
+    let state = sink
+        .state
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(id) = state.waiting.missing() {
         return Err(PackError::MissingBase { id }.into());
     }
-    if sink.resolved != table.nodes.len() {
+    if state.resolved != table.nodes.len() {
         return Err(PackError::Internal {
             detail: "some entries were not resolved".into(),
         }
@@ -152,7 +208,7 @@ where
     let mut objects: Vec<IdxEntry> = table
         .nodes
         .iter()
-        .zip(sink.ids)
+        .zip(state.ids)
         .map(|(node, id)| IdxEntry {
             id,
             offset: node.offset,
@@ -178,7 +234,7 @@ fn read_table(entries: &mut Entries) -> Result<Table, PackError> {
         entries.finish_empty()?;
     }
     let mut table = Table::default();
-    table.nodes.reserve_exact(entries.header().count as usize);
+    table.nodes.reserve_exact(entries.reserve_hint());
     let mut failure = None;
     for item in entries.by_ref() {
         let entry = match item {
@@ -225,39 +281,47 @@ fn read_table(entries: &mut Entries) -> Result<Table, PackError> {
     Ok(table)
 }
 
-/// Hashes, checks and visits every object while indexing.
+/// Hashes, checks and visits every object while indexing (from every resolving thread).
 struct IndexSink<F> {
+    state: Mutex<IndexState>,
+    visit: F,
+}
+
+/// What the resolving threads record, under one lock taken once per object.
+struct IndexState {
     ids: Vec<ObjectId>,
     resolved: usize,
     waiting: Waiting,
-    visit: F,
 }
 
 impl<E, F> Sink for IndexSink<F>
 where
-    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+    E: Send,
+    F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
 {
     type Error = E;
 
     fn object(
-        &mut self,
+        &self,
         node: u32,
         kind: Kind,
         data: &[u8],
         waiting: &mut Vec<u32>,
     ) -> Result<(), Stop<E>> {
         let id = object_id(kind, data)?;
-        let slot = self
+        validate::check_object(id, kind, data)?;
+        (self.visit)(id, kind, data).map_err(Stop::Visitor)?;
+        // The state is plain bookkeeping; a panicking visitor elsewhere does not invalidate it.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = state
             .ids
             .get_mut(node as usize)
             .ok_or_else(|| PackError::Internal {
                 detail: "entry out of range".into(),
             })?;
         *slot = id;
-        self.resolved += 1;
-        validate::check_object(id, kind, data)?;
-        (self.visit)(id, kind, data).map_err(Stop::Visitor)?;
-        self.waiting.take(&id, waiting);
+        state.resolved += 1;
+        state.waiting.take(&id, waiting);
         Ok(())
     }
 }
@@ -280,7 +344,7 @@ fn complete(
     bases: &dyn BaseLookup,
     started: Instant,
 ) -> Result<(), PackError> {
-    let Some(mut entries) = entries::open(pack, options, started, true)? else {
+    let Some(mut entries) = entries::open(pack, options, started, true, None)? else {
         return Err(PackError::Internal {
             detail: "the thin pack vanished".into(),
         });

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use gix_hash::ObjectId;
 
@@ -123,7 +123,15 @@ impl IndexedPack {
         idx_path: &Path,
         options: &Options,
     ) -> Result<Self, PackError> {
-        Self::open(PackFile::open(pack_path)?, idx_path.to_owned(), options)
+        let len = std::fs::metadata(pack_path)
+            .map_err(|e| PackError::io(pack_path, e))?
+            .len();
+        let data_end = len.saturating_sub(crate::pack::entries::TRAILER_LEN);
+        Self::open(
+            PackFile::open_until(pack_path, data_end)?,
+            idx_path.to_owned(),
+            options,
+        )
     }
 
     fn new(pack_path: PathBuf, files: Option<Files>, options: &Options) -> Self {
@@ -282,17 +290,17 @@ impl IndexedPack {
             return Ok(());
         };
         let (table, positions) = self.table(files)?;
-        let mut sink = VisitSink {
+        let sink = VisitSink {
             index: &files.index,
             positions,
-            visit,
+            visit: Mutex::new(visit),
         };
         let limits = resolve::Limits {
             max_object_bytes: self.max_object_bytes,
             max_delta_depth: self.max_delta_depth,
             deadline: None,
         };
-        resolve::traverse(&table, &files.pack, limits, &mut sink).map_err(|stop| match stop {
+        resolve::traverse(&table, &files.pack, limits, 1, &sink).map_err(|stop| match stop {
             Stop::Visitor(e) => e,
             Stop::Pack(e) => e.into(),
         })
@@ -375,21 +383,23 @@ impl IndexedPack {
     }
 }
 
-/// Hands every object with its id from the `.idx` to the visitor.
+/// Hands every object with its id from the `.idx` to the visitor (on one thread: the lock is
+/// never contended, it only makes the `FnMut` shareable).
 struct VisitSink<'a, F> {
     index: &'a gix_pack::index::File,
     positions: Vec<u32>,
-    visit: F,
+    visit: Mutex<F>,
 }
 
 impl<E, F> Sink for VisitSink<'_, F>
 where
-    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E>,
+    E: Send,
+    F: FnMut(ObjectId, Kind, &[u8]) -> Result<(), E> + Send,
 {
     type Error = E;
 
     fn object(
-        &mut self,
+        &self,
         node: u32,
         kind: Kind,
         data: &[u8],
@@ -403,6 +413,7 @@ where
                     detail: "entry out of range".into(),
                 })?;
         let id = self.index.oid_at_index(position).to_owned();
-        (self.visit)(id, kind, data).map_err(Stop::Visitor)
+        let mut visit = self.visit.lock().unwrap_or_else(PoisonError::into_inner);
+        (*visit)(id, kind, data).map_err(Stop::Visitor)
     }
 }

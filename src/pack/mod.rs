@@ -9,6 +9,8 @@
 //!    be dropped into a quarantine `objects/pack/` and read by git. It returns an [`IndexedPack`].
 //!    [`index_visiting`] does the same and hands every object to a visitor on the way, so a caller
 //!    that needs every object once (e.g. push inspection) decodes the pack once, not twice.
+//!    [`index_growing`] does the same while the pack is still being received: its first pass reads
+//!    the spool file as it grows ([`Growing`]), the second starts when the writer is done.
 //! 2. [`IndexedPack::for_each`] visits every object once, decoded; [`IndexedPack::find`] looks one up.
 //! 3. [`write_subset`] writes a new pack holding only some of the objects, for a push that is partly
 //!    denied: what the upstream receives must not carry the objects only a denied ref brings.
@@ -45,11 +47,13 @@
 //! (`pread`) into bounded buffers, so its pages never count toward the gateway's resident memory.
 //! Held: the entry table (a few dozen bytes per object), the object being decoded and the delta bases
 //! its siblings still need, and for lookups a byte-bounded cache of bases
-//! ([`Options::find_cache_bytes`]). Only the small `.idx` is mapped.
+//! ([`Options::find_cache_bytes`]). Only the small `.idx` is mapped. Indexing resolves deltas on
+//! [`Options::threads`] threads, each with its own buffers: the decoding memory is per thread.
 
 mod delta;
 mod entries;
 mod error;
+mod growing;
 mod idx;
 mod index;
 mod indexed;
@@ -63,7 +67,8 @@ mod write;
 mod tests;
 
 pub use error::PackError;
-pub use index::{index, index_visiting, index_with_bases, BaseLookup};
+pub use growing::Growing;
+pub use index::{index, index_growing, index_visiting, index_with_bases, BaseLookup};
 pub use indexed::IndexedPack;
 pub use options::Options;
 pub use write::{write_subset, WriteOutcome};

@@ -31,8 +31,12 @@ pub struct Options {
     pub max_delta_depth: u32,
     /// Wall-clock budget for [`index`](crate::pack::index()), checked between objects. Default 5 minutes.
     pub max_duration: Duration,
-    /// Threads used to resolve deltas; 1 keeps the work on the calling (blocking) thread.
-    /// Currently unused: resolution runs on the calling thread. Default 1.
+    /// Threads resolving deltas, hashing and visiting objects in
+    /// [`index`](crate::pack::index()) and its variants (the calling thread is one of them; 1 keeps
+    /// all the work on it, 0 counts as 1). Each thread holds its own buffers, so the memory bound of
+    /// resolution applies per thread. [`for_each`](crate::pack::IndexedPack::for_each) and
+    /// [`find`](crate::pack::IndexedPack::find) stay on the calling thread. Default: the available
+    /// parallelism (`std::thread::available_parallelism`), 1 if unknown.
     pub threads: usize,
     /// Memory for recently decoded delta bases kept by [`find`](crate::pack::IndexedPack::find).
     /// Default 16 MiB.
@@ -48,7 +52,7 @@ impl Default for Options {
             max_total_bytes: 4 << 30,
             max_delta_depth: 10_000,
             max_duration: Duration::from_secs(5 * 60),
-            threads: 1,
+            threads: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             find_cache_bytes: 16 << 20,
         }
     }

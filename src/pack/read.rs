@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use gix_hash::ObjectId;
 
-use crate::pack::entries::TRAILER_LEN;
 use crate::pack::{Kind, PackError};
 
 /// Size of one read from the pack.
@@ -65,14 +64,13 @@ impl Default for Inflater {
 }
 
 impl PackFile {
-    /// Opens the pack at `path`.
-    pub(crate) fn open(path: &Path) -> Result<Self, PackError> {
+    /// Opens the pack at `path` whose entries end at `data_end` (where pass 1 found the trailer).
+    pub(crate) fn open_until(path: &Path, data_end: u64) -> Result<Self, PackError> {
         let file = File::open(path).map_err(|e| PackError::io(path, e))?;
-        let len = file.metadata().map_err(|e| PackError::io(path, e))?.len();
         Ok(PackFile {
             file,
             path: path.to_owned(),
-            data_end: len.saturating_sub(TRAILER_LEN),
+            data_end,
         })
     }
 

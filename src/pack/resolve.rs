@@ -8,13 +8,19 @@
 //! [`Options::max_delta_depth`] objects; for the chains of single deltas git mostly writes, one)
 //! plus the delta being applied.
 //!
+//! With several threads, each takes full objects in turn (a shared counter over the table) and
+//! resolves the tree below each with its own buffers; see [`traverse`].
+//!
 //! Ref-deltas name their base by id. While indexing, ids exist only once objects are hashed, so a
 //! ref-delta waits until an object with its base id is resolved and is then resolved as its child
-//! (wherever the base is in the pack). Whatever still waits at the end has no base in the pack.
+//! (wherever the base is in the pack), by the thread that resolved the base. Whatever still waits
+//! at the end has no base in the pack.
 //!
 //! [`Options::max_delta_depth`]: crate::pack::Options::max_delta_depth
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use gix_hash::ObjectId;
@@ -121,14 +127,14 @@ impl<E> From<PackError> for Stop<E> {
     }
 }
 
-/// What happens with each resolved object.
-pub(crate) trait Sink {
+/// What happens with each resolved object. Called from every resolving thread at once.
+pub(crate) trait Sink: Sync {
     /// The visitor's error.
-    type Error;
+    type Error: Send;
     /// Takes the object of entry `node`; pushes onto `waiting` the entries (ref-deltas) that become
     /// its children now that its id is known.
     fn object(
-        &mut self,
+        &self,
         node: u32,
         kind: Kind,
         data: &[u8],
@@ -150,22 +156,67 @@ struct Frame {
 /// Buffers of at most this capacity are reused; bigger ones are freed at once.
 const RECYCLE_LIMIT: usize = 4 << 20;
 
+/// The delta tree: the children of every entry, grouped by base in pack order.
+struct Tree<'a> {
+    table: &'a Table,
+    /// `children[starts[i]..starts[i + 1]]` are the ofs-deltas (and located ref-deltas) of entry `i`.
+    starts: Vec<u32>,
+    children: Vec<u32>,
+    data_end: u64,
+    limits: Limits,
+}
+
+/// What the resolving threads share: the next root to take, and the first error.
+struct Shared<E> {
+    next_root: AtomicUsize,
+    stop: AtomicBool,
+    error: Mutex<Option<Stop<E>>>,
+}
+
+impl<E> Shared<E> {
+    /// Keeps the first error and tells every thread to stop.
+    fn fail(&self, err: Stop<E>) {
+        let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
 /// Resolves every entry reachable from a full object, calling `sink` for each, bases before their
 /// deltas. Entries whose base never appears (ref-deltas) are not resolved; the caller checks.
+///
+/// With `threads` above 1, that many threads (the calling one among them) take the full objects
+/// in turn, each resolving the whole delta tree below the one it took, with its own buffers (the
+/// memory bound above holds per thread). The order of `sink` calls across trees is then not
+/// deterministic; a base still comes before its deltas. The first error (from the pack or the
+/// sink) stops every thread before its next object and is returned; with several errors in one
+/// pack, which one comes first may vary.
 pub(crate) fn traverse<S: Sink>(
     table: &Table,
     pack: &PackFile,
     limits: Limits,
-    sink: &mut S,
+    threads: usize,
+    sink: &S,
 ) -> Result<(), Stop<S::Error>> {
     let count = table.nodes.len();
     // Children by base, in pack order (counting sort into one array).
     let mut starts = vec![0u32; count + 1];
+    let mut roots = 0usize;
     for node in &table.nodes {
-        if let Parent::Node(base) = node.parent {
-            if let Some(s) = starts.get_mut(base as usize + 1) {
-                *s += 1;
+        match node.parent {
+            Parent::Node(base) => {
+                if let Some(s) = starts.get_mut(base as usize + 1) {
+                    *s += 1;
+                }
             }
+            Parent::Root(_) => roots += 1,
+            Parent::Ref(_) => {}
         }
     }
     for i in 1..starts.len() {
@@ -181,13 +232,75 @@ pub(crate) fn traverse<S: Sink>(
         }
     }
     drop(fill);
+    let tree = Tree {
+        table,
+        starts,
+        children,
+        data_end: pack.data_end(),
+        limits,
+    };
+    let shared = Shared {
+        next_root: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        error: Mutex::new(None),
+    };
+    let work = || {
+        if let Err(err) = resolve_roots(&tree, pack, sink, &shared) {
+            shared.fail(err);
+        }
+    };
+    let threads = threads.min(roots).max(1);
+    if threads == 1 {
+        work();
+    } else {
+        std::thread::scope(|scope| {
+            for i in 1..threads {
+                // A thread that cannot be started leaves its share to the others.
+                let _ = std::thread::Builder::new()
+                    .name(format!("pack-resolve-{i}"))
+                    .spawn_scoped(scope, work);
+            }
+            work();
+        });
+    }
+    match shared
+        .error
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
 
-    let data_end = pack.data_end();
+/// One thread's share: takes full objects until none is left (or another thread failed) and
+/// resolves the delta tree below each, depth-first.
+fn resolve_roots<S: Sink>(
+    tree: &Tree<'_>,
+    pack: &PackFile,
+    sink: &S,
+    shared: &Shared<S::Error>,
+) -> Result<(), Stop<S::Error>> {
+    let Tree {
+        table,
+        starts,
+        children,
+        data_end,
+        limits,
+    } = tree;
+    let (data_end, limits) = (*data_end, *limits);
     let mut inflater = Inflater::default();
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut delta_buf = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
-    for (root, node) in table.nodes.iter().enumerate() {
+    loop {
+        if shared.stopped() {
+            return Ok(());
+        }
+        let root = shared.next_root.fetch_add(1, Ordering::Relaxed);
+        let Some(node) = table.nodes.get(root) else {
+            return Ok(());
+        };
         let Parent::Root(kind) = node.parent else {
             continue;
         };
@@ -196,7 +309,7 @@ pub(crate) fn traverse<S: Sink>(
         let (start, end) = table.stream(root, data_end).ok_or_else(bad_table)?;
         let mut data = spare.pop().unwrap_or_default();
         pack.inflate(start, end, node.size, &mut data, &mut inflater)?;
-        enter(root, kind, 0, data, &starts, sink, &mut stack, &mut spare)?;
+        enter(root, kind, 0, data, starts, sink, &mut stack, &mut spare)?;
         while let Some(top) = stack.last_mut() {
             let child = if top.next < top.end {
                 let child = children.get(top.next).copied().ok_or_else(bad_table)?;
@@ -220,6 +333,9 @@ pub(crate) fn traverse<S: Sink>(
             } else {
                 Vec::new()
             };
+            if shared.stopped() {
+                return Ok(());
+            }
             limits.check_time()?;
             let node = table.nodes.get(child as usize).ok_or_else(bad_table)?;
             if depth > limits.max_delta_depth {
@@ -249,11 +365,10 @@ pub(crate) fn traverse<S: Sink>(
                 delta_buf = Vec::new();
             }
             enter(
-                child, kind, depth, out, &starts, sink, &mut stack, &mut spare,
+                child, kind, depth, out, starts, sink, &mut stack, &mut spare,
             )?;
         }
     }
-    Ok(())
 }
 
 /// Hands a resolved object to the sink, then keeps it on the stack if it has children.
@@ -264,7 +379,7 @@ fn enter<S: Sink>(
     depth: u32,
     data: Vec<u8>,
     starts: &[u32],
-    sink: &mut S,
+    sink: &S,
     stack: &mut Vec<Frame>,
     spare: &mut Vec<Vec<u8>>,
 ) -> Result<(), Stop<S::Error>> {

@@ -716,6 +716,7 @@ impl Gateway {
         let path = path.to_path_buf();
         let scanner = self.scanner.clone().map(BlobScanner::new);
         tokio::task::spawn_blocking(move || {
+            // Visited from every resolving thread; `add` is cheap (a map insert per object).
             let facts = std::sync::Mutex::new(PackFacts::default());
             let indexed = crate::pack::index_visiting(&path, &options, |id, kind, data| {
                 if let Some(scanner) = &scanner {

@@ -3,12 +3,14 @@
 //! Helpers here run the real `git` with no user or system config.
 
 mod build;
+mod growing;
 mod malformed;
 mod objects;
 mod pread;
 mod real_git;
 mod seeds;
 mod subset;
+mod threads;
 mod throughput;
 
 use std::io::Write;

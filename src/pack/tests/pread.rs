@@ -2,6 +2,8 @@
 //! table), packs mixing offset- and ref-deltas, and [`index_visiting`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use super::build::{copy_from_start, delta, insert, object_id, RawPack, BLOB};
 use super::{history_repo, pack_objects, run_git, spool};
@@ -79,7 +81,7 @@ fn with_the_default_pack_limit_every_offset_fits_the_4_byte_table() {
 
 /// A pack git would never write, but must read: a ref-delta whose base is itself a delta, a
 /// ref-delta to a later entry, and an offset-delta of a ref-delta.
-fn mixed_pack() -> (Vec<u8>, HashMap<ObjectId, Vec<u8>>) {
+pub(super) fn mixed_pack() -> (Vec<u8>, HashMap<ObjectId, Vec<u8>>) {
     let mut pack = RawPack::default();
     let mut expected = HashMap::new();
     let base: Vec<u8> = (0..300)
@@ -132,13 +134,15 @@ fn mixed_offset_and_ref_deltas_resolve_and_index_as_git_does() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let (bytes, expected) = mixed_pack();
     let path = spool(tmp.path(), &bytes);
-    let mut visited = HashMap::new();
+    let visited = Mutex::new(HashMap::new());
     let indexed = index_visiting(&path, &Options::default(), |id, kind, data| {
         assert_eq!(kind, Kind::Blob);
-        assert!(visited.insert(id, data.to_vec()).is_none(), "{id} once");
+        let fresh = visited.lock().expect("lock").insert(id, data.to_vec());
+        assert!(fresh.is_none(), "{id} once");
         Ok::<_, PackError>(())
     })
     .expect("valid");
+    let visited = visited.into_inner().expect("lock");
     assert_eq!(visited, expected, "index_visiting sees every object once");
     let mut walked = HashMap::new();
     indexed
@@ -169,12 +173,17 @@ fn index_visiting_sees_what_for_each_sees_on_a_git_pack() {
     ] {
         let pack = pack_objects(&repo, "", flags);
         let path = super::spool_as(tmp.path(), name, &pack);
-        let mut during = Vec::new();
+        let during = Mutex::new(Vec::new());
         let indexed = index_visiting(&path, &Options::default(), |id, kind, data| {
-            during.push((id, kind.as_str(), object_id(kind.into(), data)));
+            let hashed = object_id(kind.into(), data);
+            during
+                .lock()
+                .expect("lock")
+                .push((id, kind.as_str(), hashed));
             Ok::<_, PackError>(())
         })
         .expect("valid");
+        let mut during = during.into_inner().expect("lock");
         let mut after = Vec::new();
         indexed
             .for_each(|id, kind, data| {
@@ -195,10 +204,14 @@ fn a_visitor_error_stops_indexing_and_leaves_no_idx() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let (bytes, _) = mixed_pack();
     let path = spool(tmp.path(), &bytes);
-    let mut seen = 0;
-    let result = index_visiting(&path, &Options::default(), |_, _, _| {
-        seen += 1;
-        if seen == 2 {
+    // One thread: the visits stop right at the error (see tests::threads for several).
+    let options = Options {
+        threads: 1,
+        ..Options::default()
+    };
+    let seen = AtomicUsize::new(0);
+    let result = index_visiting(&path, &options, |_, _, _| {
+        if seen.fetch_add(1, Ordering::Relaxed) + 1 == 2 {
             return Err(PackError::Internal {
                 detail: "visitor says stop".into(),
             });
@@ -209,7 +222,7 @@ fn a_visitor_error_stops_indexing_and_leaves_no_idx() {
         Err(PackError::Internal { detail }) => assert_eq!(detail, "visitor says stop"),
         other => panic!("expected the visitor's error, got {other:?}"),
     }
-    assert_eq!(seen, 2);
+    assert_eq!(seen.into_inner(), 2);
     assert!(!path.with_extension("idx").exists());
 }
 

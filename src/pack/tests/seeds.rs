@@ -9,7 +9,7 @@ use super::malformed::small_pack;
 use super::{history_repo, pack_objects, spool, spool_as};
 use crate::pack::{index, index_with_bases, write_subset, Kind, ObjectId, Options, PackError};
 
-fn named_seeds() -> Vec<(&'static str, Vec<u8>)> {
+pub(super) fn named_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let (_tmp, repo) = history_repo(4, 60);
     let mut seeds = vec![
         (
