@@ -76,9 +76,22 @@ impl Gateway {
         }
         let mut phases = Phases::start();
         let (rest, buffered) = reader.into_parts();
+        let spool = tempfile::Builder::new()
+            .prefix("push-")
+            .suffix(".pack")
+            .tempfile_in(&self.spool_dir)
+            .map_err(|e| SessionError::Internal(format!("spooling the pack: {e}")))?;
+        // The .idx written next to the spooled pack goes when the push is done.
+        let _idx = RemoveOnDrop(spool.path().with_extension("idx"));
+        // The pack is verified and indexed while it arrives: its first pass reads the spool
+        // as it grows, the rest starts once it is complete.
+        let growing = crate::pack::Growing::new();
+        let indexing = (request.expects_pack() && request.commands.len() <= limits.max_ref_updates)
+            .then(|| self.start_indexing(spool.path(), &growing));
         let spooled = self
-            .spool_pack(&buffered, rest, limits.max_push_bytes)
-            .await;
+            .spool_pack(&spool, &buffered, rest, limits.max_push_bytes, &growing)
+            .await
+            .map(|()| spool);
         let format = AnswerFormat::from(&request.capabilities);
         let order: Vec<&str> = request
             .commands
@@ -129,14 +142,17 @@ impl Gateway {
         let spool = spooled?;
         phases.mark("spool");
 
-        // Verify and index the pack; a bad pack is the client's fault: `unpack <error>`.
-        // The .idx written next to the spooled pack goes when the push is done.
-        let _idx = RemoveOnDrop(spool.path().with_extension("idx"));
-        // The facts inspection needs are collected while indexing (one decoding pass).
+        // A bad pack is the client's fault: `unpack <error>`. The facts inspection needs and
+        // the secret scan are collected while indexing (one decoding pass).
         let mut pack_facts = PackFacts::default();
         let mut blob_scan = None;
-        let indexed = if request.expects_pack() {
-            match self.index_pack_with_facts(spool.path()).await {
+        let indexed = if let Some(indexing) = indexing {
+            let indexed = indexing.await.unwrap_or_else(|e| {
+                Err(PackError::Internal {
+                    detail: e.to_string(),
+                })
+            });
+            match indexed {
                 Ok((p, facts, scan)) => {
                     pack_facts = facts;
                     blob_scan = scan;
@@ -705,41 +721,39 @@ impl Gateway {
             })
     }
 
-    /// Like `index_pack`, and while the pack is decoded for indexing collects the
-    /// [`PackFacts`] and, when scanning is on, scans the blobs (on the threads that resolve
-    /// them): the pack is decoded once, not three times.
-    async fn index_pack_with_facts(
+    /// Starts verifying and indexing the pack being spooled to `path` (fed through `growing`)
+    /// on a blocking thread; while it is decoded, the [`PackFacts`] are collected and, when
+    /// scanning is on, the blobs scanned (on the threads that resolve them): the pack is
+    /// decoded once.
+    fn start_indexing(
         &self,
         path: &std::path::Path,
-    ) -> Result<(IndexedPack, PackFacts, Option<BlobScan>), PackError> {
+        growing: &crate::pack::Growing,
+    ) -> tokio::task::JoinHandle<Result<Indexed, PackError>> {
         let options = self.pack_options();
         let path = path.to_path_buf();
+        let growing = growing.clone();
         let scanner = self.scanner.clone().map(BlobScanner::new);
         tokio::task::spawn_blocking(move || {
             // Visited from every resolving thread; `add` is cheap (a map insert per object).
             let facts = std::sync::Mutex::new(PackFacts::default());
-            let indexed = crate::pack::index_visiting(&path, &options, |id, kind, data| {
-                if let Some(scanner) = &scanner {
-                    scanner.object(id, kind, data)?;
-                }
-                let mut facts = facts.lock().map_err(|_| PackError::Internal {
-                    detail: "reading the pack's facts: a thread failed".into(),
+            let indexed =
+                crate::pack::index_growing(&path, &growing, &options, |id, kind, data| {
+                    if let Some(scanner) = &scanner {
+                        scanner.object(id, kind, data)?;
+                    }
+                    let mut facts = facts.lock().map_err(|_| PackError::Internal {
+                        detail: "reading the pack's facts: a thread failed".into(),
+                    })?;
+                    facts.add(id, kind, data).map_err(|e| PackError::Internal {
+                        detail: format!("reading the pack's facts: {e}"),
+                    })
                 })?;
-                facts.add(id, kind, data).map_err(|e| PackError::Internal {
-                    detail: format!("reading the pack's facts: {e}"),
-                })
-            })?;
             let facts = facts.into_inner().map_err(|_| PackError::Internal {
                 detail: "reading the pack's facts: a thread failed".into(),
             })?;
             let scan = scanner.map(BlobScanner::finish).transpose()?;
             Ok((indexed, facts, scan))
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(PackError::Internal {
-                detail: e.to_string(),
-            })
         })
     }
 
@@ -756,21 +770,20 @@ impl Gateway {
         }
     }
 
-    /// Copies the pack (what follows the commands) to a spool file, refusing more than `limit`
-    /// bytes. The file is deleted when the returned handle is dropped.
+    /// Copies the pack (what follows the commands) to the spool file, refusing more than
+    /// `limit` bytes, and tells `growing` (the indexing reading it) how far it got: finished,
+    /// or failed on any error.
     async fn spool_pack(
         &self,
+        spool: &tempfile::NamedTempFile,
         buffered: &[u8],
         rest: impl AsyncRead + Unpin,
         limit: u64,
-    ) -> Result<tempfile::NamedTempFile, SessionError> {
+        growing: &crate::pack::Growing,
+    ) -> Result<(), SessionError> {
+        let feeding = Feeding(growing);
         let internal =
             |e: std::io::Error| SessionError::Internal(format!("spooling the pack: {e}"));
-        let spool = tempfile::Builder::new()
-            .prefix("push-")
-            .suffix(".pack")
-            .tempfile_in(&self.spool_dir)
-            .map_err(internal)?;
         let std_file = spool.reopen().map_err(internal)?;
         let mut file = tokio::fs::File::from_std(std_file);
         if buffered.len() as u64 > limit {
@@ -782,9 +795,11 @@ impl Gateway {
             });
         }
         file.write_all(buffered).await.map_err(internal)?;
+        file.flush().await.map_err(internal)?;
+        growing.advance(buffered.len() as u64);
         let remaining = limit - buffered.len() as u64;
         let mut limited = rest.take(remaining + 1);
-        let copied = copy_body(&mut limited, &mut file).await?;
+        let copied = copy_body(&mut limited, &mut file, buffered.len() as u64, growing).await?;
         if copied > remaining {
             // Read (and drop) the rest so git gets the answer instead of a broken pipe; a
             // client that keeps sending past four times the limit is cut off.
@@ -796,7 +811,30 @@ impl Gateway {
             });
         }
         file.flush().await.map_err(internal)?;
-        Ok(spool)
+        feeding.finish();
+        Ok(())
+    }
+}
+
+/// What indexing a pushed pack yields: the pack, the facts inspection needs and, when
+/// scanning is on, what the scan of its blobs found.
+type Indexed = (IndexedPack, PackFacts, Option<BlobScan>);
+
+/// Ends the feeding of a [`crate::pack::Growing`]: finished when told, failed when dropped
+/// before (an error or a cancelled request), so the reader never waits for bytes that will
+/// not come.
+struct Feeding<'a>(&'a crate::pack::Growing);
+
+impl Feeding<'_> {
+    fn finish(self) {
+        self.0.finish();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Feeding<'_> {
+    fn drop(&mut self) {
+        self.0.fail();
     }
 }
 
@@ -906,23 +944,28 @@ fn link_or_copy(from: &std::path::Path, to: &std::path::Path) -> std::io::Result
     std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ()))
 }
 
-/// Copies the request body to the spool: read errors are the client's, write errors ours.
+/// Copies the request body to the spool after the `start` bytes already there: read errors
+/// are the client's, write errors ours. Each chunk is in the file (flushed) before `growing`
+/// is told. Returns the bytes copied.
 async fn copy_body(
     reader: &mut (impl AsyncRead + Unpin),
     file: &mut tokio::fs::File,
+    start: u64,
+    growing: &crate::pack::Growing,
 ) -> Result<u64, SessionError> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
+    let internal = |e: std::io::Error| SessionError::Internal(format!("spooling the pack: {e}"));
     loop {
         let n = reader.read(&mut buf).await.map_err(SessionError::Body)?;
         if n == 0 {
             return Ok(total);
         }
         let chunk = buf.get(..n).unwrap_or_default();
-        file.write_all(chunk)
-            .await
-            .map_err(|e| SessionError::Internal(format!("spooling the pack: {e}")))?;
+        file.write_all(chunk).await.map_err(internal)?;
+        file.flush().await.map_err(internal)?;
         total += n as u64;
+        growing.advance(start + total);
     }
 }
 
