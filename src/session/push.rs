@@ -153,10 +153,13 @@ impl Gateway {
                 })
             });
             match indexed {
-                Ok((p, facts, scan)) => {
-                    pack_facts = facts;
-                    blob_scan = scan;
-                    Some(Arc::new(p))
+                Ok(done) => {
+                    pack_facts = done.facts;
+                    blob_scan = done.scan;
+                    if let Some(at) = done.resolving_since {
+                        phases.mark_at("pass1", at);
+                    }
+                    Some(Arc::new(done.pack))
                 }
                 Err(e) if e.is_input_error() => {
                     tracing::info!(session = %session.id, error = %e, "pushed pack refused");
@@ -737,8 +740,10 @@ impl Gateway {
         tokio::task::spawn_blocking(move || {
             // Visited from every resolving thread; `add` is cheap (a map insert per object).
             let facts = std::sync::Mutex::new(PackFacts::default());
+            let resolving_since = std::sync::OnceLock::new();
             let indexed =
                 crate::pack::index_growing(&path, &growing, &options, |id, kind, data| {
+                    resolving_since.get_or_init(std::time::Instant::now);
                     if let Some(scanner) = &scanner {
                         scanner.object(id, kind, data)?;
                     }
@@ -753,7 +758,12 @@ impl Gateway {
                 detail: "reading the pack's facts: a thread failed".into(),
             })?;
             let scan = scanner.map(BlobScanner::finish).transpose()?;
-            Ok((indexed, facts, scan))
+            Ok(Indexed {
+                pack: indexed,
+                facts,
+                scan,
+                resolving_since: resolving_since.get().copied(),
+            })
         })
     }
 
@@ -816,9 +826,16 @@ impl Gateway {
     }
 }
 
-/// What indexing a pushed pack yields: the pack, the facts inspection needs and, when
-/// scanning is on, what the scan of its blobs found.
-type Indexed = (IndexedPack, PackFacts, Option<BlobScan>);
+/// What indexing a pushed pack yields.
+struct Indexed {
+    pack: IndexedPack,
+    /// The facts inspection needs.
+    facts: PackFacts,
+    /// What the scan of its blobs found (scanning on).
+    scan: Option<BlobScan>,
+    /// When the first object was resolved (the first pass was done), for the debug timings.
+    resolving_since: Option<std::time::Instant>,
+}
 
 /// Ends the feeding of a [`crate::pack::Growing`]: finished when told, failed when dropped
 /// before (an error or a cancelled request), so the reader never waits for bytes that will
@@ -984,9 +1001,14 @@ impl Phases {
     }
 
     fn mark(&mut self, step: &'static str) {
-        let now = std::time::Instant::now();
-        self.steps.push((step, now - self.last));
-        self.last = now;
+        self.mark_at(step, std::time::Instant::now());
+    }
+
+    /// Marks the end of `step` at `at` (a moment between the last mark and now).
+    fn mark_at(&mut self, step: &'static str, at: std::time::Instant) {
+        let at = at.max(self.last);
+        self.steps.push((step, at - self.last));
+        self.last = at;
     }
 }
 
