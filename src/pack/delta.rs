@@ -115,6 +115,63 @@ pub(crate) fn apply(
     Ok(())
 }
 
+/// Where a delta's result differs from a plain copy of its base: the ranges of the result
+/// written by insert instructions, and an empty range wherever a copy does not continue the
+/// previous one in the base (what was deleted there joins bytes that were not adjacent; the
+/// start and the end of the result count as such places when they are not the base's). Any
+/// stretch of the result that touches none of them was copied in one piece from the base.
+/// `None` if `delta` is malformed (it was applied already: only a caller's mistake gets here).
+pub fn changed_ranges(delta: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    let (base_size, _, start) = sizes(delta)?;
+    let mut changed: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut out = 0usize;
+    // Where the previous copy ended in the base (`None` after an insert).
+    let mut base_at = Some(0usize);
+    let mut instructions = delta.get(start..)?.iter();
+    while let Some(&op) = instructions.next() {
+        if op & 0x80 != 0 {
+            let mut copy_offset = 0usize;
+            let mut copy_size = 0usize;
+            for (bit, shift) in [(0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)] {
+                if op & bit != 0 {
+                    copy_offset |= usize::from(*instructions.next()?) << shift;
+                }
+            }
+            for (bit, shift) in [(0x10, 0), (0x20, 8), (0x40, 16)] {
+                if op & bit != 0 {
+                    copy_size |= usize::from(*instructions.next()?) << shift;
+                }
+            }
+            if copy_size == 0 {
+                copy_size = 0x10000;
+            }
+            // A junction, unless an insert just ended here (its range covers the spot).
+            if base_at != Some(copy_offset) && changed.last().is_none_or(|l| l.end != out) {
+                changed.push(out..out);
+            }
+            out = out.checked_add(copy_size)?;
+            base_at = copy_offset.checked_add(copy_size);
+        } else if op != 0 {
+            let len = usize::from(op);
+            let rest = instructions.as_slice();
+            instructions = rest.get(len..)?.iter();
+            match changed.last_mut() {
+                Some(last) if last.end == out => last.end = out + len,
+                _ => changed.push(out..out + len),
+            }
+            out += len;
+            base_at = None;
+        } else {
+            return None;
+        }
+    }
+    let ends_as_base = base_at.is_some_and(|at| at as u64 == base_size);
+    if !ends_as_base && changed.last().is_none_or(|l| l.end != out) {
+        changed.push(out..out);
+    }
+    Some(changed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +245,67 @@ mod tests {
             }
             other => panic!("expected DeltaResultTooLarge, got {other:?}"),
         }
+    }
+
+    /// A delta with these sizes and instructions.
+    fn delta(base_len: usize, result_len: usize, ops: &[u8]) -> Vec<u8> {
+        let mut d = Vec::new();
+        for mut n in [base_len, result_len] {
+            loop {
+                let byte = (n & 0x7f) as u8;
+                n >>= 7;
+                if n == 0 {
+                    d.push(byte);
+                    break;
+                }
+                d.push(byte | 0x80);
+            }
+        }
+        d.extend_from_slice(ops);
+        d
+    }
+
+    /// Copy `len` (< 256) bytes from `offset` (< 256).
+    fn copy(offset: u8, len: u8) -> [u8; 3] {
+        [0x80 | 0x01 | 0x10, offset, len]
+    }
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)]
+    fn changed_ranges_are_inserts_and_junctions() {
+        let base = b"0123456789abcdefghij";
+        // Unchanged: one copy of the whole base.
+        assert_eq!(changed_ranges(&delta(20, 20, &copy(0, 20))), Some(vec![]));
+        // An insert in the middle: its range only (the copies around it continue).
+        let mut ops = copy(0, 10).to_vec();
+        ops.extend_from_slice(&[3, b'X', b'Y', b'Z']);
+        ops.extend_from_slice(&copy(10, 10));
+        let inserted = delta(20, 23, &ops);
+        assert_eq!(changed_ranges(&inserted), Some(vec![10..13]));
+        let mut out = Vec::new();
+        apply(base, &inserted, &mut out, 100, 0).expect("applies");
+        assert_eq!(&out[10..13], b"XYZ");
+        // A deletion in the middle: two copies that do not continue each other.
+        let mut ops = copy(0, 5).to_vec();
+        ops.extend_from_slice(&copy(8, 12));
+        assert_eq!(changed_ranges(&delta(20, 17, &ops)), Some(vec![5..5]));
+        // Cut at both ends: the start and the end are junctions.
+        assert_eq!(
+            changed_ranges(&delta(20, 10, &copy(5, 10))),
+            Some(vec![0..0, 10..10])
+        );
+        // Inserts in a row are one range; an insert at the end covers the end.
+        let mut ops = copy(0, 20).to_vec();
+        ops.extend_from_slice(&[1, b'a', 2, b'b', b'c']);
+        assert_eq!(changed_ranges(&delta(20, 23, &ops)), Some(vec![20..23]));
+        // A copy after an insert that does not continue the copy before it: covered by the
+        // insert's range, nothing more.
+        let mut ops = copy(0, 5).to_vec();
+        ops.extend_from_slice(&[1, b'-']);
+        ops.extend_from_slice(&copy(9, 11));
+        assert_eq!(changed_ranges(&delta(20, 17, &ops)), Some(vec![5..6]));
+        // Malformed: the reserved instruction, a truncated insert.
+        assert_eq!(changed_ranges(&delta(20, 20, &[0])), None);
+        assert_eq!(changed_ranges(&delta(20, 20, &[5, b'a'])), None);
     }
 }

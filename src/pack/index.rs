@@ -72,7 +72,9 @@ where
     E: From<PackError> + Send,
     F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
 {
-    run(pack, None, options, Instant::now(), visit)
+    run(pack, None, options, Instant::now(), |id, kind, data, _| {
+        visit(id, kind, data)
+    })
 }
 
 /// Like [`index_visiting`], for a pack file that is still being written: pass 1 (headers, limits,
@@ -107,6 +109,37 @@ where
     E: From<PackError> + Send,
     F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
 {
+    run(
+        pack,
+        Some(growing),
+        options,
+        Instant::now(),
+        |id, kind, data, _| visit(id, kind, data),
+    )
+}
+
+/// How an object of the pack was made, when it is a delta: its base's id and the delta's
+/// instructions (e.g. for [`changed_ranges`](crate::pack::changed_ranges): what differs from
+/// the base).
+#[derive(Debug, Clone, Copy)]
+pub struct Delta<'a> {
+    /// The base's id (an object of the pack, visited before).
+    pub base: ObjectId,
+    /// The delta's instructions (`gitformat-pack`), as applied to the base.
+    pub instructions: &'a [u8],
+}
+
+/// Like [`index_growing`], and tells `visit` how each delta was made ([`Delta`]).
+pub fn index_growing_with_deltas<E, F>(
+    pack: &Path,
+    growing: &Growing,
+    options: &Options,
+    visit: F,
+) -> Result<IndexedPack, E>
+where
+    E: From<PackError> + Send,
+    F: Fn(ObjectId, Kind, &[u8], Option<Delta<'_>>) -> Result<(), E> + Sync,
+{
     run(pack, Some(growing), options, Instant::now(), visit)
 }
 
@@ -125,7 +158,7 @@ pub fn index_with_bases(
     bases: &dyn BaseLookup,
 ) -> Result<IndexedPack, PackError> {
     let started = Instant::now();
-    let ignore = |_: ObjectId, _: Kind, _: &[u8]| Ok::<(), PackError>(());
+    let ignore = |_: ObjectId, _: Kind, _: &[u8], _: Option<Delta<'_>>| Ok::<(), PackError>(());
     match run(pack, None, options, started, ignore) {
         Err(PackError::MissingBase { .. }) => {
             let fixed = pack.with_extension("fixed.pack");
@@ -154,7 +187,7 @@ fn run<E, F>(
 ) -> Result<IndexedPack, E>
 where
     E: From<PackError> + Send,
-    F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
+    F: Fn(ObjectId, Kind, &[u8], Option<Delta<'_>>) -> Result<(), E> + Sync,
 {
     let Some(mut entries) = entries::open(pack_path, options, started, false, growing)? else {
         return Ok(IndexedPack::empty(pack_path, options));
@@ -297,7 +330,7 @@ struct IndexState {
 impl<E, F> Sink for IndexSink<F>
 where
     E: Send,
-    F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
+    F: Fn(ObjectId, Kind, &[u8], Option<Delta<'_>>) -> Result<(), E> + Sync,
 {
     type Error = E;
 
@@ -306,11 +339,25 @@ where
         node: u32,
         kind: Kind,
         data: &[u8],
+        delta: Option<(u32, &[u8])>,
         waiting: &mut Vec<u32>,
     ) -> Result<(), Stop<E>> {
         let id = object_id(kind, data)?;
         validate::check_object(id, kind, data)?;
-        (self.visit)(id, kind, data).map_err(Stop::Visitor)?;
+        let delta =
+            match delta {
+                Some((base, instructions)) => {
+                    let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    let base = state.ids.get(base as usize).copied().ok_or_else(|| {
+                        PackError::Internal {
+                            detail: "delta base out of range".into(),
+                        }
+                    })?;
+                    Some(Delta { base, instructions })
+                }
+                None => None,
+            };
+        (self.visit)(id, kind, data, delta).map_err(Stop::Visitor)?;
         // The state is plain bookkeeping; a panicking visitor elsewhere does not invalidate it.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let slot = state

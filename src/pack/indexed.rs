@@ -403,6 +403,7 @@ where
         node: u32,
         kind: Kind,
         data: &[u8],
+        _delta: Option<(u32, &[u8])>,
         _waiting: &mut Vec<u32>,
     ) -> Result<(), Stop<E>> {
         let position =

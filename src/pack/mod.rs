@@ -66,9 +66,13 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+pub use delta::changed_ranges;
 pub use error::PackError;
 pub use growing::Growing;
-pub use index::{index, index_growing, index_visiting, index_with_bases, BaseLookup};
+pub use index::{
+    index, index_growing, index_growing_with_deltas, index_visiting, index_with_bases, BaseLookup,
+    Delta,
+};
 pub use indexed::IndexedPack;
 pub use options::Options;
 pub use write::{write_subset, WriteOutcome};

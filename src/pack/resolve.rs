@@ -131,19 +131,23 @@ impl<E> From<PackError> for Stop<E> {
 pub(crate) trait Sink: Sync {
     /// The visitor's error.
     type Error: Send;
-    /// Takes the object of entry `node`; pushes onto `waiting` the entries (ref-deltas) that become
-    /// its children now that its id is known.
+    /// Takes the object of entry `node` (made by `delta`, when it is one: its base's entry and
+    /// the delta's instructions); pushes onto `waiting` the entries (ref-deltas) that become its
+    /// children now that its id is known.
     fn object(
         &self,
         node: u32,
         kind: Kind,
         data: &[u8],
+        delta: Option<(u32, &[u8])>,
         waiting: &mut Vec<u32>,
     ) -> Result<(), Stop<Self::Error>>;
 }
 
 /// A base on the stack with the children still to resolve.
 struct Frame {
+    /// Its entry.
+    node: u32,
     kind: Kind,
     /// 0 for a full object, 1 for a delta against one, and so on.
     depth: u32,
@@ -309,7 +313,9 @@ fn resolve_roots<S: Sink>(
         let (start, end) = table.stream(root, data_end).ok_or_else(bad_table)?;
         let mut data = spare.pop().unwrap_or_default();
         pack.inflate(start, end, node.size, &mut data, &mut inflater)?;
-        enter(root, kind, 0, data, starts, sink, &mut stack, &mut spare)?;
+        enter(
+            root, kind, 0, data, None, starts, sink, &mut stack, &mut spare,
+        )?;
         while let Some(top) = stack.last_mut() {
             let child = if top.next < top.end {
                 let child = children.get(top.next).copied().ok_or_else(bad_table)?;
@@ -325,6 +331,7 @@ fn resolve_roots<S: Sink>(
             };
             let depth = top.depth + 1;
             let kind = top.kind;
+            let base_node = top.node;
             // Its last child: the base is taken off the stack now, so a chain of single deltas
             // (what git writes most) holds one base at a time, not the whole chain.
             let last = top.next >= top.end && top.waiting.is_empty();
@@ -365,7 +372,15 @@ fn resolve_roots<S: Sink>(
                 delta_buf = Vec::new();
             }
             enter(
-                child, kind, depth, out, starts, sink, &mut stack, &mut spare,
+                child,
+                kind,
+                depth,
+                out,
+                Some((base_node, &delta_buf)),
+                starts,
+                sink,
+                &mut stack,
+                &mut spare,
             )?;
         }
     }
@@ -378,13 +393,14 @@ fn enter<S: Sink>(
     kind: Kind,
     depth: u32,
     data: Vec<u8>,
+    delta: Option<(u32, &[u8])>,
     starts: &[u32],
     sink: &S,
     stack: &mut Vec<Frame>,
     spare: &mut Vec<Vec<u8>>,
 ) -> Result<(), Stop<S::Error>> {
     let mut waiting = Vec::new();
-    sink.object(node, kind, &data, &mut waiting)?;
+    sink.object(node, kind, &data, delta, &mut waiting)?;
     let start = starts.get(node as usize).copied().ok_or_else(bad_table)? as usize;
     let end = starts
         .get(node as usize + 1)
@@ -394,6 +410,7 @@ fn enter<S: Sink>(
         recycle(spare, data);
     } else {
         stack.push(Frame {
+            node,
             kind,
             depth,
             data,

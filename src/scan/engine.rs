@@ -28,6 +28,13 @@ pub struct Scanner {
     triggers: Vec<Trigger>,
     /// Detectors without keywords: their regex runs over the whole blob.
     always: Vec<u16>,
+    /// The keywords of detectors that look farther than [`REGION_CONTEXT`] from their keyword
+    /// (multi-line blocks such as PEM keys): a blob holding one is scanned whole by
+    /// [`Scanner::scan_regions`].
+    far_keywords: Option<AhoCorasick>,
+    /// Lines of context [`Scanner::scan_regions`] adds around a changed place: the most any
+    /// detector's window or pair rule spans.
+    context_lines: usize,
     allow: Allow,
 }
 
@@ -174,6 +181,30 @@ impl Scanner {
                 }
             }
         }
+        let mut far: Vec<&str> = Vec::new();
+        let mut context_lines = 1usize;
+        for d in &detectors {
+            match d.window {
+                Window::After(n) if n as usize > REGION_CONTEXT => far.extend(d.keywords),
+                Window::Lines(n) => context_lines = context_lines.max(usize::from(n) + 1),
+                _ => {}
+            }
+            for f in d.filters {
+                if let Filter::Near { lines, .. } = f {
+                    context_lines = context_lines.max(usize::from(*lines) + 1);
+                }
+            }
+        }
+        let far_keywords = if far.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(&far)
+                    .map_err(|e| BuildError::Keywords(e.to_string()))?,
+            )
+        };
         let keywords = if patterns.is_empty() {
             None
         } else {
@@ -193,6 +224,8 @@ impl Scanner {
             keywords,
             triggers,
             always,
+            far_keywords,
+            context_lines,
             allow,
         })
     }
@@ -261,6 +294,52 @@ impl Scanner {
             };
         }
         let candidates = self.candidates(data);
+        Outcome {
+            findings: self.findings(path, data, candidates),
+            skipped: None,
+        }
+    }
+
+    /// Scans only around `changed` (byte ranges of `data`; empty ranges are places), e.g. what
+    /// a delta changed in a blob whose base was scanned: each range is widened by
+    /// [`REGION_CONTEXT`] bytes, then to whole lines, then by as many lines as any detector's
+    /// window or pair rule spans, and only those stretches are searched. The findings, their
+    /// lines and columns, and the skip decisions are those [`Scanner::scan`] gives for the
+    /// whole blob, for every secret that touches a changed range. A blob is scanned whole when
+    /// the stretches cover most of it, when it holds the keyword of a detector that looks
+    /// farther than the context (a PEM block), or when detectors without keywords are loaded.
+    pub fn scan_regions(&self, path: &str, data: &[u8], changed: &[Range<usize>]) -> Outcome {
+        let whole = data.len() as u64 > self.options.max_blob_bytes
+            || !self.always.is_empty()
+            || self
+                .far_keywords
+                .as_ref()
+                .is_some_and(|far| far.is_match(data));
+        if whole {
+            return self.scan(path, data);
+        }
+        let regions = widen(data, changed, self.context_lines);
+        let covered: usize = regions.iter().map(ExactSizeIterator::len).sum();
+        if covered >= data.len() / 2 {
+            return self.scan(path, data);
+        }
+        let probe = data.get(..BINARY_PROBE).unwrap_or(data);
+        if memchr::memchr(0, probe).is_some() {
+            return Outcome {
+                findings: Vec::new(),
+                skipped: Some(SkipReason::Binary),
+            };
+        }
+        let mut candidates = Vec::new();
+        for region in regions {
+            let Some(slice) = data.get(region.clone()) else {
+                continue;
+            };
+            candidates.extend(self.candidates(slice).into_iter().map(|mut c| {
+                c.value = c.value.start + region.start..c.value.end + region.start;
+                c
+            }));
+        }
         Outcome {
             findings: self.findings(path, data, candidates),
             skipped: None,
@@ -405,6 +484,38 @@ impl Scanner {
         }
         findings
     }
+}
+
+/// Bytes of context [`Scanner::scan_regions`] adds on each side of a changed place before
+/// widening to lines: as far as a detector's window reaches from its keyword (`Line`: 1 KiB,
+/// `Lines`: 4 KiB); detectors reaching farther make the blob be scanned whole.
+pub const REGION_CONTEXT: usize = 4 * 1024;
+
+/// `changed` widened by [`REGION_CONTEXT`] bytes, to whole lines, then by `lines` more lines
+/// on each side; sorted and merged.
+fn widen(data: &[u8], changed: &[Range<usize>], lines: usize) -> Vec<Range<usize>> {
+    let mut sorted: Vec<&Range<usize>> = changed.iter().collect();
+    sorted.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(sorted.len());
+    for r in sorted {
+        let mut start = r.start.min(data.len()).saturating_sub(REGION_CONTEXT);
+        let mut end = r.end.saturating_add(REGION_CONTEXT).min(data.len());
+        for _ in 0..=lines {
+            // The start of the line holding `start - 1` (the line before, after the first).
+            start = memchr::memrchr(
+                b'\n',
+                data.get(..start.saturating_sub(1)).unwrap_or_default(),
+            )
+            .map_or(0, |i| i + 1);
+            end = memchr::memchr(b'\n', data.get(end..).unwrap_or_default())
+                .map_or(data.len(), |i| end + i + 1);
+        }
+        match out.last_mut() {
+            Some(last) if start <= last.end => last.end = last.end.max(end),
+            _ => out.push(start..end),
+        }
+    }
+    out
 }
 
 /// Prepares `d`. Built-in patterns compile on first use (the tests compile every one);

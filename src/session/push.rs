@@ -741,11 +741,14 @@ impl Gateway {
             // Visited from every resolving thread; `add` is cheap (a map insert per object).
             let facts = std::sync::Mutex::new(PackFacts::default());
             let resolving_since = std::sync::OnceLock::new();
-            let indexed =
-                crate::pack::index_growing(&path, &growing, &options, |id, kind, data| {
+            let indexed = crate::pack::index_growing_with_deltas(
+                &path,
+                &growing,
+                &options,
+                |id, kind, data, delta| {
                     resolving_since.get_or_init(std::time::Instant::now);
                     if let Some(scanner) = &scanner {
-                        scanner.object(id, kind, data)?;
+                        scanner.object(id, kind, data, delta)?;
                     }
                     let mut facts = facts.lock().map_err(|_| PackError::Internal {
                         detail: "reading the pack's facts: a thread failed".into(),
@@ -753,11 +756,12 @@ impl Gateway {
                     facts.add(id, kind, data).map_err(|e| PackError::Internal {
                         detail: format!("reading the pack's facts: {e}"),
                     })
-                })?;
+                },
+            )?;
             let facts = facts.into_inner().map_err(|_| PackError::Internal {
                 detail: "reading the pack's facts: a thread failed".into(),
             })?;
-            let scan = scanner.map(BlobScanner::finish).transpose()?;
+            let scan = scanner.map(|s| s.finish(&indexed)).transpose()?;
             Ok(Indexed {
                 pack: indexed,
                 facts,

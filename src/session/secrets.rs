@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::Decision;
 use crate::inspect::UpdateFacts;
-use crate::pack::{Kind, ObjectId, PackError};
+use crate::pack::{Delta, IndexedPack, Kind, ObjectId, PackError};
 use crate::policy::Verdict;
 use crate::scan::{Finding, Scanner, SkipReason};
 
@@ -34,9 +34,23 @@ pub(crate) struct BlobScan {
 
 /// Scans blobs as indexing resolves them, on whichever thread resolves them (indexing hands
 /// objects out on every core): no copy, no second decoding of the pack.
+///
+/// A blob made as a delta of another blob of the pack is scanned only around what the delta
+/// changed ([`Scanner::scan_regions`]): the rest was copied from its base, which was scanned
+/// before it (a base is always resolved before its deltas). What a copy could still hide, a
+/// secret carried over from the base, is caught afterwards: every blob made from a blob with
+/// findings (and from those, and so on) is scanned again whole by [`BlobScanner::finish`].
+/// Bases that were not scanned (binary, too large) give deltas that are scanned whole.
 pub(crate) struct BlobScanner {
     scanner: Arc<Scanner>,
-    found: Mutex<BlobScan>,
+    found: Mutex<Found>,
+}
+
+#[derive(Default)]
+struct Found {
+    scan: BlobScan,
+    /// Blobs scanned only around their changes, by their base.
+    derived: HashMap<ObjectId, Vec<ObjectId>>,
 }
 
 impl BlobScanner {
@@ -44,33 +58,89 @@ impl BlobScanner {
     pub(crate) fn new(scanner: Arc<Scanner>) -> BlobScanner {
         BlobScanner {
             scanner,
-            found: Mutex::new(BlobScan::default()),
+            found: Mutex::new(Found::default()),
         }
     }
 
-    /// Scans one object if it is a blob. Only what is found or skipped is kept.
-    pub(crate) fn object(&self, id: ObjectId, kind: Kind, data: &[u8]) -> Result<(), PackError> {
+    /// Scans one object if it is a blob (made by `delta`, when it is one). Only what is found
+    /// or skipped is kept.
+    pub(crate) fn object(
+        &self,
+        id: ObjectId,
+        kind: Kind,
+        data: &[u8],
+        delta: Option<Delta<'_>>,
+    ) -> Result<(), PackError> {
         if kind != Kind::Blob {
             return Ok(());
         }
+        // Around the changes when the base was scanned; whole otherwise.
+        let regions = match delta {
+            Some(d) => {
+                let found = self.found.lock().map_err(|_| poisoned())?;
+                if found.scan.skipped.contains_key(&d.base) {
+                    None
+                } else {
+                    crate::pack::changed_ranges(d.instructions).map(|r| (d.base, r))
+                }
+            }
+            None => None,
+        };
         // The path is not known yet: findings get it, and the path allowlist, in `attribute`.
-        let outcome = self.scanner.scan("", data);
-        if outcome.skipped.is_none() && outcome.findings.is_empty() {
+        let outcome = match &regions {
+            Some((_, changed)) => self.scanner.scan_regions("", data, changed),
+            None => self.scanner.scan("", data),
+        };
+        let derived_from = regions.map(|(base, _)| base);
+        if outcome.skipped.is_none() && outcome.findings.is_empty() && derived_from.is_none() {
             return Ok(());
         }
         let mut found = self.found.lock().map_err(|_| poisoned())?;
+        if let Some(base) = derived_from {
+            found.derived.entry(base).or_default().push(id);
+        }
         if let Some(reason) = outcome.skipped {
-            found.skipped.insert(id, reason);
+            found.scan.skipped.insert(id, reason);
         }
         if !outcome.findings.is_empty() {
-            found.findings.insert(id, outcome.findings);
+            found.scan.findings.insert(id, outcome.findings);
         }
         Ok(())
     }
 
-    /// What was found. A poisoned lock (a scanning thread panicked) fails closed.
-    pub(crate) fn finish(self) -> Result<BlobScan, PackError> {
-        self.found.into_inner().map_err(|_| poisoned())
+    /// What was found, once `pack` (the indexed pack these blobs came from) is complete: the
+    /// blobs made from blobs with findings, scanned only around their changes, are scanned
+    /// again whole. A poisoned lock (a scanning thread panicked) fails closed.
+    pub(crate) fn finish(self, pack: &IndexedPack) -> Result<BlobScan, PackError> {
+        let Found { mut scan, derived } = self.found.into_inner().map_err(|_| poisoned())?;
+        // From every blob with findings down its delta tree; a blob with findings of its own
+        // (around its changes) is rescanned too when its base has some.
+        let mut todo: Vec<ObjectId> = scan.findings.keys().copied().collect();
+        let mut rescanned = std::collections::HashSet::new();
+        let mut buf = Vec::new();
+        while let Some(base) = todo.pop() {
+            for child in derived.get(&base).into_iter().flatten() {
+                if !rescanned.insert(*child) {
+                    continue;
+                }
+                if pack.find(child, &mut buf)?.is_none() {
+                    return Err(PackError::Internal {
+                        detail: format!("blob {child} vanished from the pack"),
+                    });
+                }
+                let outcome = self.scanner.scan("", &buf);
+                if let Some(reason) = outcome.skipped {
+                    scan.skipped.insert(*child, reason);
+                }
+                if outcome.findings.is_empty() {
+                    scan.findings.remove(child);
+                } else {
+                    scan.findings.insert(*child, outcome.findings);
+                }
+                todo.push(*child);
+            }
+        }
+        Ok(scan)
     }
 }
 
@@ -211,25 +281,26 @@ mod tests {
         let blobs = BlobScanner::new(scanner.clone());
         let secret = expand("token = \"ghp_{a:30}{c}\"\n", 7);
         blobs
-            .object(id(1), Kind::Blob, secret.as_bytes())
+            .object(id(1), Kind::Blob, secret.as_bytes(), None)
             .expect("scans");
         blobs
-            .object(id(2), Kind::Blob, secret.as_bytes())
+            .object(id(2), Kind::Blob, secret.as_bytes(), None)
             .expect("scans");
         blobs
-            .object(id(3), Kind::Blob, secret.as_bytes())
+            .object(id(3), Kind::Blob, secret.as_bytes(), None)
             .expect("scans");
         blobs
-            .object(id(4), Kind::Blob, b"nothing here\n")
+            .object(id(4), Kind::Blob, b"nothing here\n", None)
             .expect("scans");
         blobs
-            .object(id(5), Kind::Blob, b"\x7fELF\0\0")
+            .object(id(5), Kind::Blob, b"\x7fELF\0\0", None)
             .expect("scans");
         // Not a blob: not scanned.
         blobs
-            .object(id(6), Kind::Commit, secret.as_bytes())
+            .object(id(6), Kind::Commit, secret.as_bytes(), None)
             .expect("scans");
-        let scan = blobs.finish().expect("finishes");
+        let empty = IndexedPack::empty(std::path::Path::new("none.pack"), &Default::default());
+        let scan = blobs.finish(&empty).expect("finishes");
 
         let paths: HashMap<String, String> = [
             (id(1).to_string(), "src/config.py".to_owned()),
@@ -261,5 +332,117 @@ mod tests {
             result.skipped.get(&id(5).to_string()),
             Some(&SkipReason::Binary)
         );
+    }
+
+    fn git(dir: &std::path::Path, args: &[&str], input: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("git")
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env_remove("GIT_DIR")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("git runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("input");
+        let out = child.wait_with_output().expect("git ends");
+        assert!(out.status.success(), "git {args:?}");
+        out.stdout
+    }
+
+    /// A history of one big file whose versions are deltas of each other: secrets added,
+    /// carried along unchanged while other lines change, removed, made by a deletion; the
+    /// scan around each delta's changes (plus the rescans) finds exactly what scanning every
+    /// blob whole finds.
+    #[test]
+    fn scanning_deltas_around_their_changes_finds_what_whole_scans_find() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        git(dir, &["init", "-q"], b"");
+        let secret = expand("token = \"ghp_{a:30}{c}\"\n", 3);
+        let other = expand("slack = \"xoxb-{d:11}-{d:12}-{a:24}\"\n", 4);
+        let mut lines: Vec<String> = (0..3000)
+            .map(|i| format!("let value_{i} = compute({i}, \"plain text\");\n"))
+            .collect();
+        let commit = |lines: &[String], message: &str| {
+            std::fs::write(dir.join("big.rs"), lines.concat()).expect("write");
+            git(dir, &["add", "-A"], b"");
+            git(dir, &["commit", "-q", "-m", message], b"");
+        };
+        commit(&lines, "start");
+        lines[1500] = secret.clone();
+        commit(&lines, "a secret");
+        for i in 0..4 {
+            lines[100 + i * 500] = format!("changed line {i}\n");
+            commit(&lines, "other lines change, the secret stays");
+        }
+        lines[2900] = other.clone();
+        commit(&lines, "another secret");
+        lines[1500] = "removed\n".into();
+        commit(&lines, "the first secret removed");
+        // A secret made by deleting what separated its halves.
+        let (a, b) = secret.split_at(20);
+        lines[2000] = format!("{a}REDACTED{b}");
+        commit(&lines, "a split secret");
+        lines[2000] = format!("{a}{b}");
+        commit(&lines, "joined");
+        let pack = git(
+            dir,
+            &[
+                "pack-objects",
+                "--stdout",
+                "--revs",
+                "-q",
+                "--window=50",
+                "--depth=50",
+            ],
+            b"HEAD\n",
+        );
+        let path = dir.join("p.pack");
+        std::fs::write(&path, &pack).expect("pack");
+
+        let scanner = Arc::new(Scanner::new(Options::default()));
+        let blobs = BlobScanner::new(scanner.clone());
+        let growing = crate::pack::Growing::new();
+        growing.advance(pack.len() as u64);
+        growing.finish();
+        let deltas = std::sync::atomic::AtomicUsize::new(0);
+        let indexed = crate::pack::index_growing_with_deltas(
+            &path,
+            &growing,
+            &Default::default(),
+            |id, kind, data, delta| {
+                if kind == Kind::Blob && delta.is_some() {
+                    deltas.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                blobs.object(id, kind, data, delta)
+            },
+        )
+        .expect("indexes");
+        assert!(deltas.into_inner() >= 5, "most versions are deltas");
+        let scan = blobs.finish(&indexed).expect("finishes");
+
+        let mut whole: HashMap<ObjectId, Vec<Finding>> = HashMap::new();
+        indexed
+            .for_each(|id, kind, data| {
+                if kind == Kind::Blob {
+                    let outcome = scanner.scan("", data);
+                    if !outcome.findings.is_empty() {
+                        whole.insert(id, outcome.findings);
+                    }
+                }
+                Ok::<(), PackError>(())
+            })
+            .expect("decodes");
+        assert!(whole.len() >= 8, "versions with a secret: {}", whole.len());
+        assert_eq!(scan.findings, whole);
     }
 }

@@ -202,3 +202,90 @@ fn examples_expand_deterministically_with_valid_checksums() {
         token.as_bytes()
     ));
 }
+
+/// A text of `lines` harmless lines with `insert` put at line `at` (1-based); returns the text
+/// and the byte offset of that line.
+fn text_with(lines: usize, at: usize, insert: &str) -> (String, usize) {
+    let mut text = String::new();
+    let mut offset = 0;
+    for i in 1..=lines {
+        if i == at {
+            offset = text.len();
+            text.push_str(insert);
+        } else {
+            text.push_str(&format!("let value_{i} = compute({i}, \"plain text\");\n"));
+        }
+    }
+    (text, offset)
+}
+
+#[test]
+fn scanning_around_changes_finds_what_a_whole_scan_finds_there() {
+    let secret = expand("token = \"ghp_{a:30}{c}\"\n", 11);
+    let (text, at) = text_with(3000, 1500, &secret);
+    let whole = scanner().scan("a.rs", text.as_bytes());
+    assert_eq!(whole.findings.len(), 1);
+    // A change on the secret's line, a few lines before it, or a deletion point inside it.
+    for changed in [at + 3..at + 4, at - 200..at - 100, at + 10..at + 10] {
+        let around =
+            scanner().scan_regions("a.rs", text.as_bytes(), std::slice::from_ref(&changed));
+        assert_eq!(around, whole, "{changed:?}");
+    }
+    // Changes far away only: the secret is not looked at (it was in the base, scanned then).
+    let far = [0..10, text.len() - 5..text.len()];
+    let around = scanner().scan_regions("a.rs", text.as_bytes(), &far);
+    assert!(around.findings.is_empty());
+    assert_eq!(around.skipped, None);
+    // Changes all over: the blob is scanned whole.
+    let everywhere: Vec<_> = (0..text.len()).step_by(4000).map(|i| i..i + 1).collect();
+    assert_eq!(
+        scanner().scan_regions("a.rs", text.as_bytes(), &everywhere),
+        whole
+    );
+}
+
+#[test]
+#[allow(clippy::single_range_in_vec_init)]
+fn scanning_around_changes_keeps_pairs_blocks_and_skips() {
+    // A pair rule: the key id lines away from the changed secret key.
+    let pair =
+        aws_pair("aws_access_key_id = AKIA{3:16}\nregion = x\naws_secret_access_key = {b:40}\n");
+    let (text, at) = text_with(3000, 1500, &pair);
+    let whole = ids(&text);
+    assert!(whole.contains(&"aws-secret-access-key"), "{whole:?}");
+    let line3 = at + pair.rfind("aws_secret").expect("line");
+    let around = scanner().scan_regions("c.py", text.as_bytes(), &[line3 + 30..line3 + 31]);
+    assert_eq!(around, scanner().scan("c.py", text.as_bytes()));
+
+    // A PEM block reaches farther than the context: a change deep inside it finds the key.
+    let body: String = (0..200)
+        .map(|i| format!("{}\n", expand(&format!("{{b:64}}{i}"), i)))
+        .collect();
+    let pem = format!(
+        "-----BEGIN RSA PRIV{}ATE KEY-----\n{body}-----END RSA PRIV{}ATE KEY-----\n",
+        "", ""
+    );
+    let (text, at) = text_with(3000, 1500, &pem);
+    let whole = scanner().scan("k.pem", text.as_bytes());
+    assert_eq!(whole.findings.len(), 1);
+    let deep = at + pem.len() - 200;
+    assert_eq!(
+        scanner().scan_regions("k.pem", text.as_bytes(), &[deep..deep + 1]),
+        whole
+    );
+
+    // Binary and oversized blobs are skipped as by a whole scan.
+    let mut binary = b"\x7fELF\0\0".to_vec();
+    binary.extend(std::iter::repeat_n(b'a', 100_000));
+    assert_eq!(
+        scanner()
+            .scan_regions("b", &binary, &[90_000..90_001])
+            .skipped,
+        Some(SkipReason::Binary)
+    );
+    let small = Scanner::new(Options { max_blob_bytes: 16 });
+    assert!(matches!(
+        small.scan_regions("big", &binary, &[1..2]).skipped,
+        Some(SkipReason::TooLarge { .. })
+    ));
+}
