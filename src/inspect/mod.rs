@@ -138,7 +138,16 @@ pub struct PackFacts {
     pub blob_sizes: HashMap<String, u64>,
     /// Every commit's tree, parents and committer time.
     pub(crate) graph: HashMap<ObjectId, Arc<CommitNode>>,
+    /// The pack's trees, kept while indexing up to [`PACK_TREES_BYTES`] in all: inspection
+    /// reads them again and again (each commit's diff), and decoding them from the pack means
+    /// resolving their delta chains each time.
+    pub(crate) trees: HashMap<ObjectId, Arc<[u8]>>,
+    tree_bytes: usize,
 }
+
+/// At most this many bytes of the pushed pack's trees are kept for inspection (the rest is
+/// read from the pack when needed).
+const PACK_TREES_BYTES: usize = 32 << 20;
 
 impl PackFacts {
     /// Visits every object of `pack` once (blocking: run in `spawn_blocking`).
@@ -172,7 +181,13 @@ impl PackFacts {
             Kind::Blob => {
                 self.blob_sizes.insert(hex, data.len() as u64);
             }
-            Kind::Tree | Kind::Tag => {}
+            Kind::Tree => {
+                if self.tree_bytes.saturating_add(data.len()) <= PACK_TREES_BYTES {
+                    self.tree_bytes += data.len();
+                    self.trees.insert(id, Arc::from(data));
+                }
+            }
+            Kind::Tag => {}
         }
         Ok(())
     }

@@ -249,7 +249,7 @@ impl Objects {
     /// A tree's raw entries, from the pack or the history. Missing is an error: the commits
     /// that name it are in hand.
     pub(crate) fn tree(&mut self, id: &ObjectId) -> Result<Arc<[u8]>, InspectError> {
-        if let Some(tree) = self.trees.get(id) {
+        if let Some(tree) = self.facts.trees.get(id).or_else(|| self.trees.get(id)) {
             return Ok(tree.clone());
         }
         let kind = if self.pack_blob(id) {
