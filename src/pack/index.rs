@@ -219,12 +219,15 @@ where
         max_delta_depth: options.max_delta_depth,
         deadline: deadline(options, started),
     };
-    resolve::traverse(&table, &pack, limits, options.threads, &sink).map_err(
-        |stop| match stop {
-            Stop::Visitor(e) => e,
-            Stop::Pack(e) => e.into(),
-        },
-    )?;
+    let threads = if data_end < options.parallel_from_bytes {
+        1
+    } else {
+        options.threads
+    };
+    resolve::traverse(&table, &pack, limits, threads, &sink).map_err(|stop| match stop {
+        Stop::Visitor(e) => e,
+        Stop::Pack(e) => e.into(),
+    })?;
     let state = sink
         .state
         .into_inner()

@@ -38,6 +38,9 @@ pub struct Options {
     /// [`find`](crate::pack::IndexedPack::find) stay on the calling thread. Default: the available
     /// parallelism (`std::thread::available_parallelism`), 1 if unknown.
     pub threads: usize,
+    /// Packs smaller than this many bytes are resolved on one thread whatever `threads` says:
+    /// starting threads costs more than such a pack takes. Default 1 MiB.
+    pub parallel_from_bytes: u64,
     /// Memory for recently decoded delta bases kept by [`find`](crate::pack::IndexedPack::find).
     /// Default 16 MiB.
     pub find_cache_bytes: usize,
@@ -53,6 +56,7 @@ impl Default for Options {
             max_delta_depth: 10_000,
             max_duration: Duration::from_secs(5 * 60),
             threads: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            parallel_from_bytes: 1 << 20,
             find_cache_bytes: 16 << 20,
         }
     }

@@ -16,6 +16,8 @@ use crate::pack::{index, index_visiting, index_with_bases, Kind, ObjectId, Optio
 fn with_threads(threads: usize) -> Options {
     Options {
         threads,
+        // The test packs are small: several threads all the same.
+        parallel_from_bytes: 0,
         ..Options::default()
     }
 }
@@ -251,6 +253,7 @@ fn errors_are_the_same_with_several_threads() {
             &path,
             &Options {
                 threads: 4,
+                parallel_from_bytes: 0,
                 ..options.clone()
             },
         );
