@@ -39,3 +39,6 @@ pub mod secret;
 pub mod session;
 pub mod ssh;
 pub mod upstream;
+
+#[cfg(test)]
+mod test_git;

@@ -394,20 +394,7 @@ mod tests {
     }
 
     fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env_remove("GIT_DIR")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git {args:?}");
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_string()
+        crate::test_git::git_text(dir, args)
     }
 
     #[test]
@@ -440,19 +427,7 @@ mod tests {
 
         // A commit whose loose object is damaged: that read is an error, and so is every
         // later one, even of objects that are fine.
-        let commit = git(
-            &h,
-            &[
-                "-c",
-                "user.name=T",
-                "-c",
-                "user.email=t@example.com",
-                "commit-tree",
-                "-m",
-                "m",
-                &empty.to_string(),
-            ],
-        );
+        let commit = git(&h, &["commit-tree", "-m", "m", &empty.to_string()]);
         let loose = h.join("objects").join(&commit[..2]).join(&commit[2..]);
         let mut perms = std::fs::metadata(&loose).expect("loose").permissions();
         #[allow(clippy::permissions_set_readonly_false)]

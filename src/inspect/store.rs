@@ -415,18 +415,7 @@ mod tests {
     use super::*;
 
     fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env_remove("GIT_DIR")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git {args:?}");
-        out.stdout
+        crate::test_git::git(dir, args, b"")
     }
 
     fn text(out: Vec<u8>) -> String {

@@ -248,19 +248,8 @@ mod tests {
     }
 
     /// A delta with these sizes and instructions.
-    fn delta(base_len: usize, result_len: usize, ops: &[u8]) -> Vec<u8> {
-        let mut d = Vec::new();
-        for mut n in [base_len, result_len] {
-            loop {
-                let byte = (n & 0x7f) as u8;
-                n >>= 7;
-                if n == 0 {
-                    d.push(byte);
-                    break;
-                }
-                d.push(byte | 0x80);
-            }
-        }
+    fn delta(base_len: u64, result_len: u64, ops: &[u8]) -> Vec<u8> {
+        let mut d = header(base_len, result_len);
         d.extend_from_slice(ops);
         d
     }

@@ -334,29 +334,7 @@ mod tests {
         );
     }
 
-    fn git(dir: &std::path::Path, args: &[&str], input: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let mut child = std::process::Command::new("git")
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env_remove("GIT_DIR")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("git runs");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input)
-            .expect("input");
-        let out = child.wait_with_output().expect("git ends");
-        assert!(out.status.success(), "git {args:?}");
-        out.stdout
-    }
+    use crate::test_git::git;
 
     /// A history of one big file whose versions are deltas of each other: secrets added,
     /// carried along unchanged while other lines change, removed, made by a deletion; the
