@@ -11,7 +11,7 @@ use crate::pack::idx::{self, IdxEntry};
 use crate::pack::{index, index_visiting, Kind, ObjectId, Options, PackError};
 
 /// git's `.idx` for the pack at `pack`, written with `--index-version=<version>`.
-fn git_idx(pack: &std::path::Path, version: &str) -> Vec<u8> {
+pub(super) fn git_idx(pack: &std::path::Path, version: &str) -> Vec<u8> {
     let dir = pack.parent().expect("pack dir");
     let out = dir.join("git.idx");
     run_git(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::build::{copy_from_start, delta, insert, object_id, RawPack, BLOB};
 use super::growing::refused_packs;
 use super::pread::mixed_pack;
-use super::{cat_file, history_repo, pack_objects, run_git, spool, spool_as};
+use super::{cat_file, history_repo, pack_objects, spool, spool_as};
 use crate::pack::{index, index_visiting, index_with_bases, Kind, ObjectId, Options, PackError};
 
 fn with_threads(threads: usize) -> Options {
@@ -22,23 +22,9 @@ fn with_threads(threads: usize) -> Options {
     }
 }
 
-/// git's `.idx` for the pack at `pack`.
+/// git's `.idx` for the pack at `pack` (version 2, git's default).
 fn git_idx(pack: &Path) -> Vec<u8> {
-    let dir = pack.parent().expect("pack dir");
-    let out = dir.join("git.idx");
-    run_git(
-        dir,
-        &[
-            "index-pack",
-            "-o",
-            out.to_str().expect("utf-8"),
-            pack.to_str().expect("utf-8"),
-        ],
-        b"",
-    );
-    let bytes = std::fs::read(&out).expect("git's idx");
-    std::fs::remove_file(&out).expect("removed");
-    bytes
+    super::pread::git_idx(pack, "2")
 }
 
 /// Every visit of `index_visiting` with `threads`: (id, kind, content hash) and the visiting threads.
