@@ -32,6 +32,57 @@ pub(crate) fn sizes(delta: &[u8]) -> Option<(u64, u64, usize)> {
     Some((sizes[0], sizes[1], at))
 }
 
+/// One delta instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op<'a> {
+    /// Copy `size` bytes of the base from `offset`.
+    Copy { offset: usize, size: usize },
+    /// Insert these bytes.
+    Insert(&'a [u8]),
+}
+
+/// The instructions after a delta's size header; an item is `Err` with what is malformed.
+fn ops(instructions: &[u8]) -> impl Iterator<Item = Result<Op<'_>, &'static str>> + '_ {
+    let mut rest = instructions.iter();
+    std::iter::from_fn(move || {
+        let &op = rest.next()?;
+        if op & 0x80 != 0 {
+            let mut offset = 0usize;
+            let mut size = 0usize;
+            for (bit, shift) in [(0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)] {
+                if op & bit != 0 {
+                    let Some(byte) = rest.next() else {
+                        return Some(Err("truncated copy instruction"));
+                    };
+                    offset |= usize::from(*byte) << shift;
+                }
+            }
+            for (bit, shift) in [(0x10, 0), (0x20, 8), (0x40, 16)] {
+                if op & bit != 0 {
+                    let Some(byte) = rest.next() else {
+                        return Some(Err("truncated copy instruction"));
+                    };
+                    size |= usize::from(*byte) << shift;
+                }
+            }
+            if size == 0 {
+                size = 0x10000;
+            }
+            Some(Ok(Op::Copy { offset, size }))
+        } else if op != 0 {
+            let len = usize::from(op);
+            let slice = rest.as_slice();
+            let Some(literal) = slice.get(..len) else {
+                return Some(Err("truncated insert instruction"));
+            };
+            rest = slice.get(len..).unwrap_or_default().iter();
+            Some(Ok(Op::Insert(literal)))
+        } else {
+            Some(Err("reserved instruction 0"))
+        }
+    })
+}
+
 /// Applies `delta` to `base`, replacing the content of `out` with the result.
 ///
 /// `offset` (of the delta entry) only labels errors. Fails with [`PackError::DeltaResultTooLarge`]
@@ -62,52 +113,18 @@ pub(crate) fn apply(
     let result_len = usize::try_from(result_size).map_err(|_| bad("result too large"))?;
     out.clear();
     out.reserve_exact(result_len);
-    let mut instructions = delta.get(start..).unwrap_or_default().iter();
-    while let Some(&op) = instructions.next() {
-        if op & 0x80 != 0 {
-            let mut copy_offset = 0usize;
-            let mut copy_size = 0usize;
-            for (bit, shift) in [(0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)] {
-                if op & bit != 0 {
-                    let byte = instructions
-                        .next()
-                        .ok_or_else(|| bad("truncated copy instruction"))?;
-                    copy_offset |= usize::from(*byte) << shift;
-                }
-            }
-            for (bit, shift) in [(0x10, 0), (0x20, 8), (0x40, 16)] {
-                if op & bit != 0 {
-                    let byte = instructions
-                        .next()
-                        .ok_or_else(|| bad("truncated copy instruction"))?;
-                    copy_size |= usize::from(*byte) << shift;
-                }
-            }
-            if copy_size == 0 {
-                copy_size = 0x10000;
-            }
-            let range = copy_offset
-                .checked_add(copy_size)
-                .and_then(|end| base.get(copy_offset..end))
-                .ok_or_else(|| bad("copy out of the base's range"))?;
-            if out.len() + range.len() > result_len {
-                return Err(bad("result longer than declared"));
-            }
-            out.extend_from_slice(range);
-        } else if op != 0 {
-            let len = usize::from(op);
-            let rest = instructions.as_slice();
-            let literal = rest
-                .get(..len)
-                .ok_or_else(|| bad("truncated insert instruction"))?;
-            if out.len() + len > result_len {
-                return Err(bad("result longer than declared"));
-            }
-            out.extend_from_slice(literal);
-            instructions = rest.get(len..).unwrap_or_default().iter();
-        } else {
-            return Err(bad("reserved instruction 0"));
+    for op in ops(delta.get(start..).unwrap_or_default()) {
+        let literal = match op.map_err(bad)? {
+            Op::Copy { offset, size } => offset
+                .checked_add(size)
+                .and_then(|end| base.get(offset..end))
+                .ok_or_else(|| bad("copy out of the base's range"))?,
+            Op::Insert(literal) => literal,
+        };
+        if out.len() + literal.len() > result_len {
+            return Err(bad("result longer than declared"));
         }
+        out.extend_from_slice(literal);
     }
     if out.len() != result_len {
         return Err(bad("result shorter than declared"));
@@ -127,42 +144,25 @@ pub fn changed_ranges(delta: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     let mut out = 0usize;
     // Where the previous copy ended in the base (`None` after an insert).
     let mut base_at = Some(0usize);
-    let mut instructions = delta.get(start..)?.iter();
-    while let Some(&op) = instructions.next() {
-        if op & 0x80 != 0 {
-            let mut copy_offset = 0usize;
-            let mut copy_size = 0usize;
-            for (bit, shift) in [(0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)] {
-                if op & bit != 0 {
-                    copy_offset |= usize::from(*instructions.next()?) << shift;
+    for op in ops(delta.get(start..)?) {
+        match op.ok()? {
+            Op::Copy { offset, size } => {
+                // A junction, unless an insert just ended here (its range covers the spot).
+                if base_at != Some(offset) && changed.last().is_none_or(|l| l.end != out) {
+                    changed.push(out..out);
                 }
+                out = out.checked_add(size)?;
+                base_at = offset.checked_add(size);
             }
-            for (bit, shift) in [(0x10, 0), (0x20, 8), (0x40, 16)] {
-                if op & bit != 0 {
-                    copy_size |= usize::from(*instructions.next()?) << shift;
+            Op::Insert(literal) => {
+                let len = literal.len();
+                match changed.last_mut() {
+                    Some(last) if last.end == out => last.end = out + len,
+                    _ => changed.push(out..out + len),
                 }
+                out += len;
+                base_at = None;
             }
-            if copy_size == 0 {
-                copy_size = 0x10000;
-            }
-            // A junction, unless an insert just ended here (its range covers the spot).
-            if base_at != Some(copy_offset) && changed.last().is_none_or(|l| l.end != out) {
-                changed.push(out..out);
-            }
-            out = out.checked_add(copy_size)?;
-            base_at = copy_offset.checked_add(copy_size);
-        } else if op != 0 {
-            let len = usize::from(op);
-            let rest = instructions.as_slice();
-            instructions = rest.get(len..)?.iter();
-            match changed.last_mut() {
-                Some(last) if last.end == out => last.end = out + len,
-                _ => changed.push(out..out + len),
-            }
-            out += len;
-            base_at = None;
-        } else {
-            return None;
         }
     }
     let ends_as_base = base_at.is_some_and(|at| at as u64 == base_size);
