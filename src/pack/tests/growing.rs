@@ -244,19 +244,7 @@ pub(super) fn refused_packs() -> Vec<(String, Vec<u8>, Options)> {
         .collect();
     let small = small_pack();
     let len = small.len();
-    for cut in [
-        1,
-        4,
-        11,
-        12,
-        13,
-        40,
-        len / 3,
-        len / 2,
-        len - 21,
-        len - 20,
-        len - 1,
-    ] {
+    for cut in super::malformed::cuts(len) {
         cases.push((
             format!("cut at {cut}"),
             small[..cut].to_vec(),

@@ -49,11 +49,10 @@ fn small_pack_is_valid() {
     assert_eq!(indexed.len(), 4);
 }
 
-#[test]
-fn truncated_pack_is_refused_at_every_cut() {
-    let pack = small_pack();
-    let len = pack.len();
-    for cut in [
+/// Where a pack of `len` bytes is cut in the truncation tests: in the header, in the first
+/// entry, in the middle, in and just before the trailer.
+pub(super) fn cuts(len: usize) -> [usize; 11] {
+    [
         1,
         4,
         11,
@@ -65,7 +64,14 @@ fn truncated_pack_is_refused_at_every_cut() {
         len - 21,
         len - 20,
         len - 1,
-    ] {
+    ]
+}
+
+#[test]
+fn truncated_pack_is_refused_at_every_cut() {
+    let pack = small_pack();
+    let len = pack.len();
+    for cut in cuts(len) {
         match refused(&pack[..cut], &Options::default()) {
             PackError::Truncated { .. } | PackError::CountExceedsData { .. } => {}
             other => panic!("cut at {cut}: expected Truncated, got {other:?}"),
