@@ -141,6 +141,11 @@ impl Gateway {
         }
         let spool = spooled?;
         phases.mark("spool");
+        // Keeping the pack for the record (hash, link, flush: seconds for a big pack) runs
+        // while it is verified and inspected; a refused pack is kept too.
+        let mut keeping = indexing
+            .is_some()
+            .then(|| self.start_keeping(spool.path().to_path_buf()));
 
         // A bad pack is the client's fault: `unpack <error>`. The facts inspection needs and
         // the secret scan are collected while indexing (one decoding pass).
@@ -191,11 +196,10 @@ impl Gateway {
                         })
                         .collect();
                     body.push = Some(push_facts(&request, &[], &ScanResult::default()));
-                    body.pack = self
-                        .start_keeping(spool.path().to_path_buf())
-                        .await
-                        .ok()
-                        .flatten();
+                    body.pack = match keeping.take() {
+                        Some(handle) => handle.await.ok().flatten(),
+                        None => None,
+                    };
                     self.record_refusal(body).await;
                     let mut messages = Vec::new();
                     messages.extend_from_slice(format!("gitgate: {reason}\n").as_bytes());
@@ -235,9 +239,7 @@ impl Gateway {
             }
             None => None,
         };
-        let keeping = indexed
-            .as_ref()
-            .map(|_| self.start_keeping(spool.path().to_path_buf()));
+        let keeping = keeping.take().filter(|_| indexed.is_some());
         let facts = pack_facts;
         phases.mark("facts");
         inspector.load(indexed.clone(), facts);
