@@ -297,4 +297,57 @@ mod tests {
         assert_eq!(changed_ranges(&delta(20, 20, &[0])), None);
         assert_eq!(changed_ranges(&delta(20, 20, &[5, b'a'])), None);
     }
+
+    /// The promise of [`changed_ranges`], on random deltas: cut the result at every changed
+    /// range and place, and each piece outside the inserted ranges is one stretch of the base.
+    #[test]
+    fn what_changed_ranges_leaves_out_was_copied_in_one_piece() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        for _ in 0..2000 {
+            let base: Vec<u8> = (0..rng.random_range(1..200))
+                .map(|_| rng.random_range(b'a'..=b'e'))
+                .collect();
+            let mut ops = Vec::new();
+            let mut result_len = 0usize;
+            for _ in 0..rng.random_range(0..8) {
+                if rng.random_bool(0.7) {
+                    let offset = rng.random_range(0..base.len());
+                    let len = rng.random_range(1..=base.len() - offset).min(255);
+                    ops.extend_from_slice(&copy(offset as u8, len as u8));
+                    result_len += len;
+                } else {
+                    let len = rng.random_range(1..10u8);
+                    ops.push(len);
+                    ops.extend((0..len).map(|_| rng.random_range(b'A'..=b'C')));
+                    result_len += usize::from(len);
+                }
+            }
+            let d = delta(base.len() as u64, result_len as u64, &ops);
+            let mut out = Vec::new();
+            apply(&base, &d, &mut out, 1 << 20, 0).expect("applies");
+            let changed = changed_ranges(&d).expect("parses");
+            let mut cuts: Vec<usize> = vec![0, out.len()];
+            for r in &changed {
+                cuts.push(r.start);
+                cuts.push(r.end);
+            }
+            cuts.sort_unstable();
+            cuts.dedup();
+            for w in cuts.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                if changed
+                    .iter()
+                    .any(|r| r.start <= a && b <= r.end && r.start < r.end)
+                {
+                    continue;
+                }
+                let piece = &out[a..b];
+                assert!(
+                    base.windows(piece.len()).any(|x| x == piece),
+                    "{piece:?} of {out:?} is not a stretch of {base:?} ({changed:?})"
+                );
+            }
+        }
+    }
 }
