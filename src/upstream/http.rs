@@ -87,14 +87,7 @@ impl HttpUpstream {
     ) -> Result<PathBuf, UpstreamError> {
         let url = self.url(path, &[])?;
         let auth = MirrorAuth::Http(self.credential.as_ref());
-        match (since, tips) {
-            (Some(at), Some(tips)) => {
-                self.mirrors
-                    .refresh_unless_current(path, &url, &auth, at, tips)
-                    .await
-            }
-            _ => self.mirrors.refresh(path, &url, &auth, since).await,
-        }
+        self.mirrors.history(path, &url, &auth, since, tips).await
     }
 
     /// The mirror of this upstream.

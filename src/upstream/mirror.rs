@@ -136,6 +136,23 @@ impl Mirrors {
         Ok((dir, lock))
     }
 
+    /// The mirror of `path` made current for a push: against the advertisement made at
+    /// `since` that listed `tips` when both are known ([`Mirrors::refresh_unless_current`]),
+    /// else refreshed since `since` ([`Mirrors::refresh`]).
+    pub(crate) async fn history(
+        &self,
+        path: &str,
+        url: &Url,
+        auth: &MirrorAuth<'_>,
+        since: Option<std::time::Instant>,
+        tips: Option<&[String]>,
+    ) -> Result<PathBuf, UpstreamError> {
+        match (since, tips) {
+            (Some(at), Some(tips)) => self.refresh_unless_current(path, url, auth, at, tips).await,
+            _ => self.refresh(path, url, auth, since).await,
+        }
+    }
+
     /// Like [`Mirrors::refresh`] with `since = at`, for an advertisement made at `at` that
     /// listed `tips`: when the mirror already holds every one of them (fetched, or written
     /// through by the gateway's own pushes), it is as current as a fetch would make it for a

@@ -156,14 +156,7 @@ impl SshUpstream {
             key_file: &self.target.key_file,
             known_hosts: &self.target.known_hosts,
         };
-        match (since, tips) {
-            (Some(at), Some(tips)) => {
-                self.mirrors
-                    .refresh_unless_current(path, &url, &auth, at, tips)
-                    .await
-            }
-            _ => self.mirrors.refresh(path, &url, &auth, since).await,
-        }
+        self.mirrors.history(path, &url, &auth, since, tips).await
     }
 
     /// The mirror of this upstream.
