@@ -31,6 +31,9 @@ pub(crate) struct ObjectStore {
     dirs: Vec<PathBuf>,
     /// `.idx` files already opened.
     opened: HashSet<PathBuf>,
+    /// Each pack folder's modification time when it was last listed: a miss lists it again
+    /// only if a pack was added or removed since (one `stat`, not a listing, per miss).
+    listed: HashMap<PathBuf, std::time::SystemTime>,
     packs: Vec<Arc<IndexedPack>>,
     options: Options,
     zlib: gix_zlib::Decompress,
@@ -61,6 +64,7 @@ impl ObjectStore {
         let mut store = ObjectStore {
             dirs,
             opened: HashSet::new(),
+            listed: HashMap::new(),
             packs: Vec::new(),
             options,
             zlib: gix_zlib::Decompress::new(),
@@ -74,6 +78,10 @@ impl ObjectStore {
         let mut found = false;
         for dir in &self.dirs {
             let pack_dir = dir.join("pack");
+            let modified = std::fs::metadata(&pack_dir).and_then(|m| m.modified()).ok();
+            if modified.is_some() && self.listed.get(&pack_dir) == modified.as_ref() {
+                continue;
+            }
             let entries = match std::fs::read_dir(&pack_dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -105,6 +113,9 @@ impl ObjectStore {
                         })
                     }
                 }
+            }
+            if let Some(at) = modified {
+                self.listed.insert(pack_dir.clone(), at);
             }
             // Packs removed since (a repack) are closed once no store uses them, so their
             // disk space is freed.
