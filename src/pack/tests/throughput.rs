@@ -191,3 +191,56 @@ fn pack_memory_is_bounded() {
         "peak grew by {grown} kB for a {pack_kb} kB pack"
     );
 }
+
+#[test]
+#[ignore = "builds a ~100 MB repository; run explicitly (GITGATE_PACK_BENCH_REPO reuses one)"]
+fn pack_growing_throughput() {
+    // The push path: `index_growing` on a spool file another thread writes as fast as it can
+    // (64 KiB at a time, from a copy on disk, so this process never holds the pack).
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let repo = bench_repo(tmp.path());
+    let source = {
+        let pack = pack_objects(&repo, "", &["--all", "--delta-base-offset"]);
+        spool(tmp.path(), &pack)
+    };
+    let pack_mb = std::fs::metadata(&source).expect("pack").len() as f64 / 1e6;
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let (hwm_before, _, _) = resident_kb();
+    let target = tmp.path().join("growing.pack");
+    let mut file = std::fs::File::create(&target).expect("spool");
+    let growing = crate::pack::Growing::new();
+    let writer = growing.clone();
+    let from = source.clone();
+    let started = Instant::now();
+    let feeder = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut input = std::fs::File::open(from).expect("source");
+        let mut buf = vec![0u8; 64 << 10];
+        let mut total = 0u64;
+        loop {
+            let n = input.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n]).expect("write");
+            total += n as u64;
+            writer.advance(total);
+        }
+        writer.finish();
+        started.elapsed().as_secs_f64()
+    });
+    let indexed = crate::pack::index_growing(&target, &growing, &Options::default(), |_, _, _| {
+        Ok::<_, PackError>(())
+    })
+    .expect("valid");
+    let took = started.elapsed().as_secs_f64();
+    let fed = feeder.join().expect("feeder");
+    let (hwm, anon, file) = resident_kb();
+    println!(
+        "index_growing: {pack_mb:.1} MB, {} objects: {took:.2} s = {:.1} MB/s (written in {fed:.2} s); \
+         peak RSS grew {} kB (now anon {anon} kB, file {file} kB)",
+        indexed.len(),
+        pack_mb / took,
+        hwm.saturating_sub(hwm_before)
+    );
+}
