@@ -53,7 +53,8 @@ pub(crate) struct Entries {
     growing: Option<Growing>,
     remaining: u32,
     total: u64,
-    hasher: Option<gix_hash::Hasher>,
+    /// The trailer's checksum: plain SHA-1 (no collision detection, which object ids have).
+    hasher: Option<sha1::Sha1>,
     crc: crc32fast::Hasher,
     keep: Option<Vec<u8>>,
     inflate: gix_zlib::Decompress,
@@ -152,8 +153,8 @@ pub(crate) fn open(
     }
     let data = raw.get(..got).unwrap_or_default();
     let header = parse_header(data, file_len, options).map_err(settle)?;
-    let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
-    hasher.update(&raw);
+    let mut hasher = <sha1::Sha1 as sha1::Digest>::new();
+    sha1::Digest::update(&mut hasher, raw);
     Ok(Some(Entries {
         reader,
         path: path.to_owned(),
@@ -469,7 +470,7 @@ impl Entries {
         self.offset += 1;
         self.crc.update(&[b]);
         if let Some(h) = self.hasher.as_mut() {
-            h.update(&[b]);
+            sha1::Digest::update(h, [b]);
         }
         Ok(b)
     }
@@ -506,7 +507,7 @@ impl Entries {
             let used = input.get(..consumed).ok_or(PackError::BadZlib { offset })?;
             self.crc.update(used);
             if let Some(h) = self.hasher.as_mut() {
-                h.update(used);
+                sha1::Digest::update(h, used);
             }
             if let Some(keep) = self.keep.as_mut() {
                 keep.extend_from_slice(used);
@@ -553,14 +554,11 @@ impl Entries {
         }
         self.offset += TRAILER_LEN;
         let expected = ObjectId::from(raw);
-        let actual = self
-            .hasher
-            .take()
-            .ok_or_else(|| PackError::Internal {
-                detail: "pack trailer read twice".into(),
-            })?
-            .try_finalize()
-            .map_err(|e| PackError::internal(&e))?;
+        let hasher = self.hasher.take().ok_or_else(|| PackError::Internal {
+            detail: "pack trailer read twice".into(),
+        })?;
+        let digest: [u8; 20] = sha1::Digest::finalize(hasher).into();
+        let actual = ObjectId::from(digest);
         if actual != expected {
             return Err(PackError::ChecksumMismatch { expected, actual });
         }
