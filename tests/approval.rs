@@ -975,3 +975,71 @@ fn an_atomic_push_with_an_undecided_update_lands_nothing() {
     assert_eq!(s.repo.refs(), before);
     assert_eq!(approval(&s, &id)["status"], "pending");
 }
+
+#[test]
+fn a_push_over_ssh_is_held_past_the_idle_timeout_and_applied_once_approved() {
+    // git over SSH sends nothing while its push is held: the wait (60 s) outlasts the SSH idle
+    // timeout (2 s), yet the session stays open, the waiting line reaches git, and the approval
+    // completes the push.
+    let s = crate::harness::ssh::SshStack::start_with(
+        Kind::File,
+        "idle_timeout_seconds = 2",
+        &config("wait_seconds = 60"),
+    );
+    let stack = &s.stack;
+    let dest = s.clone("clone", &[]);
+    let git = s.git();
+    let head = git.commit_file(&dest, "x.txt", b"x\n", "needs review");
+    let work = dest.clone();
+    let push = std::thread::spawn(move || git.push(&work, &["origin", "HEAD:refs/heads/main"]));
+    let mut id = String::new();
+    eventually("a pending approval", || {
+        match approvals(stack)
+            .into_iter()
+            .find(|a| a["status"] == "pending")
+        {
+            Some(a) => {
+                id = a["id"].as_str().unwrap_or_default().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    // Well past the idle timeout, with nothing from the client.
+    std::thread::sleep(Duration::from_secs(5));
+    if push.is_finished() {
+        let out = push.join().map(|o| o.to_string()).unwrap_or_default();
+        panic!("the held push ended early: {out}\n{}", s.logs());
+    }
+    assert_eq!(stack.repo.rev("refs/heads/main"), Some(main_tip(stack)));
+    let out = decide(stack, "approve", &id, "alice", None);
+    assert!(out.success(), "approve: {out}");
+    let out = push
+        .join()
+        .unwrap_or_else(|_| panic!("the push thread panicked"));
+    assert!(
+        out.success(),
+        "the held push must complete: {out}\n{}",
+        s.logs()
+    );
+    // Told once; what keeps the session alive after that prints nothing.
+    let waiting = format!("remote: waiting for approval {id} (review-main)");
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with(&waiting))
+            .count(),
+        1,
+        "one waiting line: {out}"
+    );
+    assert_eq!(stack.repo.rev("refs/heads/main"), Some(head));
+    let a = approval(stack, &id);
+    assert_eq!(a["status"], "approved");
+    assert_eq!(a["outcome"], "pushed");
+    let decision = records(stack, "decision")
+        .into_iter()
+        .find(|r| r["approval"] == id)
+        .unwrap_or_else(|| panic!("no decision record for {id}"));
+    assert_eq!(decision["transport"], "ssh", "{decision}");
+    verify_ok(stack);
+}

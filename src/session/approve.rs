@@ -20,7 +20,7 @@ use crate::config::Decision;
 use crate::identity::Identity;
 use crate::secret::Secret;
 
-/// How often a held push repeats its waiting lines.
+/// How often a held push sends a keep-alive (more often if the SSH idle timeout is shorter).
 pub(super) const KEEPALIVE: Duration = Duration::from_secs(5);
 /// How long a push waits for an approved identical update that is being relayed right now.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(120);

@@ -1,5 +1,5 @@
-//! A held push: the answer streams the waiting lines (band 2) as keep-alive while the held
-//! updates wait for approval, then the report once they are decided or the wait is over. Also
+//! A held push: the answer streams the waiting lines (band 2), then keep-alive packets while the
+//! held updates wait for approval, then the report once they are decided or the wait is over. Also
 //! the last stage every push shares: relay what is allowed and answer.
 
 use std::sync::Arc;
@@ -50,9 +50,21 @@ pub(super) struct Tail {
     pub(super) _idx: super::push::RemoveOnDrop,
 }
 
+/// An empty band-1 packet: what git's receive-pack sends to keep a connection alive.
+const KEEPALIVE_PACKET: &[u8] = b"0005\x01";
+
 impl Gateway {
+    /// How often a held push sends something: [`KEEPALIVE`](super::approve::KEEPALIVE), or
+    /// more often when the SSH front's idle timeout is shorter (twice per timeout), so the wait
+    /// does not look idle.
+    fn hold_keepalive(&self) -> std::time::Duration {
+        super::approve::KEEPALIVE
+            .min(self.config().ssh.idle_timeout / 2)
+            .max(std::time::Duration::from_millis(100))
+    }
+
     /// Holds a push whose updates wait for approval: answers at once with a stream that
-    /// carries the waiting lines (band 2) as keep-alive, then the report once every held
+    /// carries the waiting lines (band 2), then keep-alive packets, then the report once every held
     /// update is decided or `wait` is over. Transport-neutral: HTTP streams the body, SSH
     /// the channel.
     pub(super) fn hold(
@@ -74,18 +86,27 @@ impl Gateway {
             );
             let sideband = tail.format.sideband;
             let keepalive_tx = tx.clone();
+            let mut told = false;
             let keepalive = move || {
                 let Some(max) = sideband else {
                     return !keepalive_tx.is_closed();
                 };
-                let mut out = bytes::BytesMut::new();
-                crate::proto::sideband::encode(
-                    &mut out,
-                    crate::proto::sideband::Band::Progress,
-                    &lines,
-                    max,
-                );
-                match keepalive_tx.try_send(Ok(out.freeze())) {
+                // The waiting lines once, then what git's receive-pack sends as keep-alive
+                // (`receive.keepAlive`): an empty band-1 packet, which clients skip.
+                let out = if told {
+                    bytes::Bytes::from_static(KEEPALIVE_PACKET)
+                } else {
+                    told = true;
+                    let mut out = bytes::BytesMut::new();
+                    crate::proto::sideband::encode(
+                        &mut out,
+                        crate::proto::sideband::Band::Progress,
+                        &lines,
+                        max,
+                    );
+                    out.freeze()
+                };
+                match keepalive_tx.try_send(Ok(out)) {
                     Ok(()) => true,
                     Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => true,
                     Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
@@ -95,7 +116,7 @@ impl Gateway {
                 this.approvals(),
                 &ids,
                 wait,
-                super::approve::KEEPALIVE,
+                this.hold_keepalive(),
                 keepalive,
             )
             .await;
