@@ -86,6 +86,36 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Waits for a pending approval to appear and returns its id.
+#[track_caller]
+fn pending_id(s: &Stack) -> String {
+    let mut id = String::new();
+    eventually("a pending approval", || {
+        match approvals(s).into_iter().find(|a| a["status"] == "pending") {
+            Some(a) => {
+                id = a["id"].as_str().unwrap_or_default().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    id
+}
+
+/// The output of the push running in `push`, which must have succeeded.
+#[track_caller]
+fn completed(push: std::thread::JoinHandle<Output>, logs: impl FnOnce() -> String) -> Output {
+    let out = push
+        .join()
+        .unwrap_or_else(|_| panic!("the push thread panicked"));
+    assert!(
+        out.success(),
+        "the held push must complete: {out}\n{}",
+        logs()
+    );
+    out
+}
+
 /// The approval id in a push's output (`approval pending <ID>` or `waiting for approval <ID>`).
 #[track_caller]
 fn id_in(out: &Output) -> String {
@@ -157,16 +187,7 @@ fn held_push_approved_while_waiting(kind: Kind) {
     let git = s.git.trace_packets(&trace);
     let work = dest.clone();
     let push = std::thread::spawn(move || git.push(&work, &["origin", "HEAD:refs/heads/main"]));
-    let mut id = String::new();
-    eventually("a pending approval", || {
-        match approvals(&s).into_iter().find(|a| a["status"] == "pending") {
-            Some(a) => {
-                id = a["id"].as_str().unwrap_or_default().to_string();
-                true
-            }
-            None => false,
-        }
-    });
+    let id = pending_id(&s);
     // The answer is already streaming while the push is held: git has read the waiting line.
     eventually("the waiting line to reach git", || {
         std::fs::read_to_string(&trace)
@@ -176,14 +197,7 @@ fn held_push_approved_while_waiting(kind: Kind) {
     assert_eq!(s.repo.rev("refs/heads/main"), Some(main_tip(&s)));
     let out = decide(&s, "approve", &id, "alice", Some("looks good"));
     assert!(out.success(), "approve: {out}");
-    let out = push
-        .join()
-        .unwrap_or_else(|_| panic!("the push thread panicked"));
-    assert!(
-        out.success(),
-        "the held push must complete: {out}\n{}",
-        s.logs()
-    );
+    let out = completed(push, || s.logs());
     let waiting = format!(
         "remote: waiting for approval {id} (review-main) \u{2014} approve: gitgate approvals approve {id}"
     );
@@ -345,16 +359,7 @@ fn denial_names_the_approver() {
     let git = Clone::clone(&s.git);
     let work = dest.clone();
     let push = std::thread::spawn(move || git.push(&work, &["origin", "HEAD:refs/heads/main"]));
-    let mut id = String::new();
-    eventually("a pending approval", || {
-        match approvals(&s).into_iter().find(|a| a["status"] == "pending") {
-            Some(a) => {
-                id = a["id"].as_str().unwrap_or_default().to_string();
-                true
-            }
-            None => false,
-        }
-    });
+    let id = pending_id(&s);
     let out = decide(&s, "deny", &id, "bob", Some("not now"));
     assert!(out.success(), "deny: {out}");
     let out = push
@@ -992,19 +997,7 @@ fn a_push_over_ssh_is_held_past_the_idle_timeout_and_applied_once_approved() {
     let head = git.commit_file(&dest, "x.txt", b"x\n", "needs review");
     let work = dest.clone();
     let push = std::thread::spawn(move || git.push(&work, &["origin", "HEAD:refs/heads/main"]));
-    let mut id = String::new();
-    eventually("a pending approval", || {
-        match approvals(stack)
-            .into_iter()
-            .find(|a| a["status"] == "pending")
-        {
-            Some(a) => {
-                id = a["id"].as_str().unwrap_or_default().to_string();
-                true
-            }
-            None => false,
-        }
-    });
+    let id = pending_id(stack);
     // Well past the idle timeout, with nothing from the client.
     std::thread::sleep(Duration::from_secs(5));
     if push.is_finished() {
@@ -1014,14 +1007,7 @@ fn a_push_over_ssh_is_held_past_the_idle_timeout_and_applied_once_approved() {
     assert_eq!(stack.repo.rev("refs/heads/main"), Some(main_tip(stack)));
     let out = decide(stack, "approve", &id, "alice", None);
     assert!(out.success(), "approve: {out}");
-    let out = push
-        .join()
-        .unwrap_or_else(|_| panic!("the push thread panicked"));
-    assert!(
-        out.success(),
-        "the held push must complete: {out}\n{}",
-        s.logs()
-    );
+    let out = completed(push, || s.logs());
     // Told once; what keeps the session alive after that prints nothing.
     let waiting = format!("remote: waiting for approval {id} (review-main)");
     assert_eq!(
