@@ -1029,3 +1029,123 @@ fn a_push_over_ssh_is_held_past_the_idle_timeout_and_applied_once_approved() {
     assert_eq!(decision["transport"], "ssh", "{decision}");
     verify_ok(stack);
 }
+
+#[test]
+fn the_review_link_opens_a_page_that_decides() {
+    let admin_token = new_token();
+    let admin_port = net::free_port();
+    let extra = format!(
+        "[server]\nhttp_listen = \"{{http_listen}}\"\nstate_dir = \"state\"\n\
+         admin_listen = \"127.0.0.1:{admin_port}\"\n\n[admin]\ntoken_sha256 = \"{}\"\n\
+         public_url = \"http://127.0.0.1:{admin_port}/\"\n{}",
+        token_sha256(&admin_token),
+        config("wait_seconds = 1\napply_on_approve = false"),
+    );
+    let s = Stack::start_with(Kind::File, &extra);
+    let dest = s.clone("clone", &[]);
+    s.git
+        .commit_file(&dest, "x.txt", b"x\n", "<script>alert(1)</script>");
+    let out = s.git.push(&dest, &["origin", "HEAD:refs/heads/main"]);
+    let id = id_in(&out);
+    // The link the agent sees leads to the admin listener's page.
+    let link = format!("http://127.0.0.1:{admin_port}/approvals/{id}");
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.trim_end() == format!("remote:   review: {link}")),
+        "no review link: {out}"
+    );
+    let admin = net::loopback(admin_port);
+    let page = format!("/approvals/{id}");
+    let r = http::get(admin, &page, &[]);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"gitgate-admin\"")
+    );
+    let wrong = http::basic("alice", &new_token());
+    assert_eq!(
+        http::get(admin, &page, &[("Authorization", &wrong)]).status,
+        401
+    );
+    let alice = http::basic("alice", &admin_token);
+    let r = http::get(admin, &page, &[("Authorization", &alice)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/html")));
+    assert!(r
+        .header("content-security-policy")
+        .is_some_and(|c| c.contains("default-src 'none'")));
+    let html = r.text();
+    for want in [
+        id.as_str(),
+        "refs/heads/main",
+        "agent-1",
+        "review-main",
+        "<code>x.txt</code>",
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        &format!("action=\"/approvals/{id}/approve\""),
+    ] {
+        assert!(html.contains(want), "{want:?} not on the page: {html}");
+    }
+    assert!(
+        !html.contains("<script>"),
+        "unescaped commit subject: {html}"
+    );
+    // The list links to it.
+    let r = http::get(admin, "/", &[("Authorization", &alice)]);
+    assert_eq!((r.status, r.header("location")), (303, Some("/approvals")));
+    let r = http::get(
+        admin,
+        "/approvals?status=pending",
+        &[("Authorization", &alice)],
+    );
+    assert!(
+        r.text().contains(&format!("href=\"/approvals/{id}\"")),
+        "{}",
+        r.text()
+    );
+
+    // A form posted from another site is refused, even with the browser's credentials.
+    let form = [
+        ("Authorization", alice.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let evil = [&form[..], &[("Origin", "http://evil.example")]].concat();
+    let r = http::post(admin, &format!("{page}/approve"), &evil, b"comment=x");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(approval(&s, &id)["status"], "pending");
+    // From the page itself: decided by the user name given with the admin token.
+    let origin = format!("http://127.0.0.1:{admin_port}");
+    let ours = [&form[..], &[("Origin", origin.as_str())]].concat();
+    let r = http::post(
+        admin,
+        &format!("{page}/approve"),
+        &ours,
+        b"comment=looks+good+%26+safe",
+    );
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some(page.as_str())),
+        "{}",
+        r.text()
+    );
+    let a = approval(&s, &id);
+    assert_eq!(
+        (
+            a["status"].as_str(),
+            a["by"].as_str(),
+            a["comment"].as_str()
+        ),
+        (Some("approved"), Some("alice"), Some("looks good & safe"))
+    );
+    let r = http::get(admin, &page, &[("Authorization", &alice)]);
+    assert!(
+        !r.text().contains("<form"),
+        "a decided approval has no forms"
+    );
+    let twice = http::post(admin, &format!("{page}/deny"), &ours, b"");
+    assert_eq!(twice.status, 409, "{}", twice.text());
+    verify_ok(&s);
+}

@@ -1,6 +1,7 @@
-//! The admin listener: `/metrics` (Prometheus text), `/healthz` and the approvals API
-//! (`/api/approvals`). Later: the web UI.
+//! The admin listener: `/metrics` (Prometheus text), `/healthz`, the approvals API
+//! (`/api/approvals`) and the review pages (`/approvals`, the web UI).
 
 pub mod api;
 pub mod metrics;
 pub mod server;
+pub mod ui;

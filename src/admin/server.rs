@@ -9,8 +9,9 @@ use hyper::body::Incoming;
 use crate::http::{full, Body};
 use crate::session::Gateway;
 
-/// Handles one request of the admin listener: `GET /metrics`, `GET /healthz` and the
-/// approvals API under `/api/approvals` ([`super::api`]).
+/// Handles one request of the admin listener: `GET /metrics`, `GET /healthz`, the
+/// approvals API under `/api/approvals` ([`super::api`]) and the review pages under
+/// `/approvals` ([`super::ui`]).
 pub async fn handle(
     gateway: Arc<Gateway>,
     request: hyper::Request<Incoming>,
@@ -19,6 +20,9 @@ pub async fn handle(
     let path = request.uri().path();
     if path == "/api/approvals" || path.starts_with("/api/approvals/") {
         return super::api::approvals(gateway, request).await;
+    }
+    if super::ui::is_page(path) {
+        return super::ui::page(gateway, request).await;
     }
     let metrics = gateway.metrics();
     let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {

@@ -126,6 +126,9 @@ pub struct Tls {
 pub struct Admin {
     /// SHA-256 of the admin bearer token; the admin API refuses everyone when absent.
     pub token_sha256: Option<[u8; 32]>,
+    /// The admin listener's URL as reviewers reach it (`public_url`): held pushes' `review:`
+    /// lines and the webhook's `url` link to its review pages (`<public_url>/approvals/<id>`).
+    pub public_url: Option<url::Url>,
 }
 
 /// One `[[upstream]]`: a Git server (or folder of repositories) behind the gateway.

@@ -55,6 +55,7 @@ pub(crate) struct RawServer {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub token_sha256: Option<S<String>>,
+    pub public_url: Option<S<String>>,
 }
 
 /// One `[[upstream]]`.

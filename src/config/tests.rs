@@ -1333,3 +1333,18 @@ fn oidc_ca_file_is_relative_to_the_config() {
         Some(Path::new("/etc/gitgate/corp-ca.pem"))
     );
 }
+
+#[test]
+fn admin_public_url_names_the_review_pages() {
+    let c = ok("[admin]\npublic_url = \"https://gate-admin.example/\"\n");
+    assert_eq!(
+        c.admin.public_url.as_ref().map(url::Url::as_str),
+        Some("https://gate-admin.example/")
+    );
+    assert!(ok("").admin.public_url.is_none());
+    let err = crate::config::parse(
+        "[admin]\npublic_url = \"ftp://example.com\"\n",
+        std::path::Path::new("/etc/gitgate/gitgate.toml"),
+    );
+    assert!(err.is_err_and(|e| e.to_string().contains("public_url")));
+}

@@ -91,7 +91,7 @@ impl ApprovalState {
             store,
             notifier: crate::approval::Notifier::new(
                 config.approval.webhook_url.clone(),
-                config.server.public_url.clone(),
+                config.admin.public_url.clone(),
             ),
             held: std::sync::Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
@@ -590,7 +590,7 @@ impl Gateway {
                 )
                 .as_bytes(),
             );
-            if let Some(base) = &self.config.server.public_url {
+            if let Some(base) = &self.config.admin.public_url {
                 out.extend_from_slice(
                     format!("  review: {}\n", crate::approval::link(base, id)).as_bytes(),
                 );

@@ -239,6 +239,11 @@ fn admin(cx: &Ctx<'_>, raw: Option<S<raw::RawAdmin>>) -> Result<Admin, ConfigErr
             .as_ref()
             .map(|v| t.sha256("token_sha256", v))
             .transpose()?,
+        public_url: raw
+            .public_url
+            .as_ref()
+            .map(|v| t.http_url("public_url", v))
+            .transpose()?,
     })
 }
 
