@@ -76,6 +76,13 @@ fn approval(s: &Stack, id: &str) -> Value {
         .unwrap_or_else(|| panic!("no approval {id} in the list"))
 }
 
+/// An approval's status, approver and comment (empty when absent).
+fn decision_of(s: &Stack, id: &str) -> (String, String, String) {
+    let a = approval(s, id);
+    let field = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+    (field("status"), field("by"), field("comment"))
+}
+
 /// Polls `check` every 100 ms for up to 20 s.
 #[track_caller]
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -459,14 +466,9 @@ fn self_approval_is_refused_on_the_cli_and_the_admin_api() {
         br#"{"comment": "ok from the API", "by": "carol"}"#,
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    let a = approval(&s, &id);
     assert_eq!(
-        (
-            a["status"].as_str(),
-            a["by"].as_str(),
-            a["comment"].as_str()
-        ),
-        (Some("approved"), Some("carol"), Some("ok from the API"))
+        decision_of(&s, &id),
+        ("approved".into(), "carol".into(), "ok from the API".into())
     );
     let again = http::post(
         admin,
@@ -1039,7 +1041,7 @@ fn the_review_link_opens_a_page_that_decides() {
          admin_listen = \"127.0.0.1:{admin_port}\"\n\n[admin]\ntoken_sha256 = \"{}\"\n\
          public_url = \"http://127.0.0.1:{admin_port}/\"\n{}",
         token_sha256(&admin_token),
-        config("wait_seconds = 1\napply_on_approve = false"),
+        config("wait_seconds = 0\napply_on_approve = false"),
     );
     let s = Stack::start_with(Kind::File, &extra);
     let dest = s.clone("clone", &[]);
@@ -1047,7 +1049,7 @@ fn the_review_link_opens_a_page_that_decides() {
         .commit_file(&dest, "x.txt", b"x\n", "<script>alert(1)</script>");
     let out = s.git.push(&dest, &["origin", "HEAD:refs/heads/main"]);
     let id = id_in(&out);
-    // The link the agent sees leads to the admin listener's page.
+    // Refused at once (no wait): the link the agent sees leads to the admin listener's page.
     let link = format!("http://127.0.0.1:{admin_port}/approvals/{id}");
     assert!(
         out.stderr
@@ -1131,14 +1133,13 @@ fn the_review_link_opens_a_page_that_decides() {
         "{}",
         r.text()
     );
-    let a = approval(&s, &id);
     assert_eq!(
+        decision_of(&s, &id),
         (
-            a["status"].as_str(),
-            a["by"].as_str(),
-            a["comment"].as_str()
-        ),
-        (Some("approved"), Some("alice"), Some("looks good & safe"))
+            "approved".into(),
+            "alice".into(),
+            "looks good & safe".into()
+        )
     );
     let r = http::get(admin, &page, &[("Authorization", &alice)]);
     assert!(

@@ -147,14 +147,21 @@ async fn read_body(request: hyper::Request<Incoming>) -> Result<DecisionBody, Re
 }
 
 fn decision_error(e: &ApprovalError) -> Response<Body> {
-    let status = match e {
-        ApprovalError::Unknown { .. } | ApprovalError::BadId { .. } => StatusCode::NOT_FOUND,
-        ApprovalError::AlreadyDecided { .. } => StatusCode::CONFLICT,
-        ApprovalError::SelfApproval { .. } => StatusCode::FORBIDDEN,
-        ApprovalError::BadApprover => StatusCode::BAD_REQUEST,
-        _ => return internal(e),
-    };
-    error(status, &e.to_string())
+    match decision_status(e) {
+        Some(status) => error(status, &e.to_string()),
+        None => internal(e),
+    }
+}
+
+/// The HTTP status of a refused decision, `None` for the gateway's own failures.
+pub(super) fn decision_status(e: &ApprovalError) -> Option<StatusCode> {
+    match e {
+        ApprovalError::Unknown { .. } | ApprovalError::BadId { .. } => Some(StatusCode::NOT_FOUND),
+        ApprovalError::AlreadyDecided { .. } => Some(StatusCode::CONFLICT),
+        ApprovalError::SelfApproval { .. } => Some(StatusCode::FORBIDDEN),
+        ApprovalError::BadApprover => Some(StatusCode::BAD_REQUEST),
+        _ => None,
+    }
 }
 
 fn forbidden() -> Response<Body> {

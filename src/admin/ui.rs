@@ -378,14 +378,10 @@ fn redirect(to: &str) -> Response<Body> {
 }
 
 fn decision_error(e: &ApprovalError) -> Response<Body> {
-    let status = match e {
-        ApprovalError::Unknown { .. } | ApprovalError::BadId { .. } => StatusCode::NOT_FOUND,
-        ApprovalError::AlreadyDecided { .. } => StatusCode::CONFLICT,
-        ApprovalError::SelfApproval { .. } => StatusCode::FORBIDDEN,
-        ApprovalError::BadApprover => StatusCode::BAD_REQUEST,
-        _ => return internal(e),
-    };
-    message(status, &e.to_string())
+    match super::api::decision_status(e) {
+        Some(status) => message(status, &e.to_string()),
+        None => internal(e),
+    }
 }
 
 fn internal(e: &ApprovalError) -> Response<Body> {

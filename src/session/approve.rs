@@ -580,6 +580,27 @@ impl Gateway {
         Ok(())
     }
 
+    /// For an update refused while its approval is pending, the line with the review page's
+    /// link (`[admin] public_url`); empty otherwise.
+    pub(super) fn review_line(&self, status: &crate::proto::report::RefStatus) -> String {
+        let (Some(base), crate::proto::report::RefStatus::Rejected { reason, .. }) =
+            (&self.config.admin.public_url, status)
+        else {
+            return String::new();
+        };
+        let Some((_, rest)) = reason.rsplit_once("approval pending ") else {
+            return String::new();
+        };
+        let id: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        if !crate::approval::valid_id(&id) {
+            return String::new();
+        }
+        format!("  review: {}\n", crate::approval::link(base, &id))
+    }
+
     /// Band-2 lines telling the client what it waits for.
     pub(super) fn waiting_lines(&self, held: &[(String, String)]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -330,6 +330,7 @@ impl Gateway {
         }
         for status in &own {
             explain(&mut messages, status);
+            messages.extend_from_slice(self.review_line(status).as_bytes());
         }
 
         // Record the decisions (and keep the pack) before anything reaches the upstream.
