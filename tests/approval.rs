@@ -1150,3 +1150,45 @@ fn the_review_link_opens_a_page_that_decides() {
     assert_eq!(twice.status, 409, "{}", twice.text());
     verify_ok(&s);
 }
+
+#[test]
+fn keep_alive_packets_reach_git_over_http_and_print_nothing() {
+    // A short SSH idle timeout makes the hold send a keep-alive every second on every
+    // transport; held 3 s over HTTP, git reads them (empty band-1 packets) and prints nothing.
+    let extra = format!(
+        "{}\n[ssh]\nidle_timeout_seconds = 2\n",
+        config("wait_seconds = 60")
+    );
+    let s = Stack::start_with(Kind::Http, &extra);
+    let dest = s.clone("clone", &[]);
+    let head = s.git.commit_file(&dest, "x.txt", b"x\n", "needs review");
+    let trace = s.work("trace");
+    let git = s.git.trace_packets(&trace);
+    let work = dest.clone();
+    let push = std::thread::spawn(move || git.push(&work, &["origin", "HEAD:refs/heads/main"]));
+    let id = pending_id(&s);
+    std::thread::sleep(Duration::from_secs(3));
+    let out = decide(&s, "approve", &id, "alice", None);
+    assert!(out.success(), "approve: {out}");
+    let out = completed(push, || s.logs());
+    let waiting = format!("remote: waiting for approval {id} (review-main)");
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with(&waiting))
+            .count(),
+        1,
+        "one waiting line: {out}"
+    );
+    // git's packet trace shows the empty band-1 packets it skipped.
+    let packets = std::fs::read_to_string(&trace).unwrap_or_default();
+    let keepalives = packets
+        .lines()
+        .filter(|l| l.contains("sideband< \\1") && l.trim_end().ends_with("\\1"))
+        .count();
+    assert!(
+        keepalives >= 2,
+        "no keep-alive packets in the trace: {packets}"
+    );
+    assert_eq!(s.repo.rev("refs/heads/main"), Some(head));
+}
