@@ -109,6 +109,42 @@ fn pending_id(s: &Stack) -> String {
     id
 }
 
+/// Pushes HEAD of `dest` to main with `git`, lets the held push wait `hold` (it must still be
+/// waiting then, main unmoved), approves it as alice and expects it to complete with the waiting
+/// line printed once (what keeps the connection alive after it prints nothing). Returns the
+/// approval id and the push's output.
+#[track_caller]
+fn held_then_approved(
+    s: &Stack,
+    git: crate::harness::Git,
+    dest: &Path,
+    hold: Duration,
+    logs: impl Fn() -> String,
+) -> (String, Output) {
+    let work = dest.to_path_buf();
+    let push = std::thread::spawn(move || git.push(&work, &["origin", "HEAD:refs/heads/main"]));
+    let id = pending_id(s);
+    std::thread::sleep(hold);
+    if push.is_finished() {
+        let out = push.join().map(|o| o.to_string()).unwrap_or_default();
+        panic!("the held push ended early: {out}\n{}", logs());
+    }
+    assert_eq!(s.repo.rev("refs/heads/main"), Some(main_tip(s)));
+    let out = decide(s, "approve", &id, "alice", None);
+    assert!(out.success(), "approve: {out}");
+    let out = completed(push, &logs);
+    let waiting = format!("remote: waiting for approval {id} (review-main)");
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with(&waiting))
+            .count(),
+        1,
+        "one waiting line: {out}"
+    );
+    (id, out)
+}
+
 /// The output of the push running in `push`, which must have succeeded.
 #[track_caller]
 fn completed(push: std::thread::JoinHandle<Output>, logs: impl FnOnce() -> String) -> Output {
@@ -997,29 +1033,8 @@ fn a_push_over_ssh_is_held_past_the_idle_timeout_and_applied_once_approved() {
     let dest = s.clone("clone", &[]);
     let git = s.git();
     let head = git.commit_file(&dest, "x.txt", b"x\n", "needs review");
-    let work = dest.clone();
-    let push = std::thread::spawn(move || git.push(&work, &["origin", "HEAD:refs/heads/main"]));
-    let id = pending_id(stack);
     // Well past the idle timeout, with nothing from the client.
-    std::thread::sleep(Duration::from_secs(5));
-    if push.is_finished() {
-        let out = push.join().map(|o| o.to_string()).unwrap_or_default();
-        panic!("the held push ended early: {out}\n{}", s.logs());
-    }
-    assert_eq!(stack.repo.rev("refs/heads/main"), Some(main_tip(stack)));
-    let out = decide(stack, "approve", &id, "alice", None);
-    assert!(out.success(), "approve: {out}");
-    let out = completed(push, || s.logs());
-    // Told once; what keeps the session alive after that prints nothing.
-    let waiting = format!("remote: waiting for approval {id} (review-main)");
-    assert_eq!(
-        out.stderr
-            .lines()
-            .filter(|l| l.starts_with(&waiting))
-            .count(),
-        1,
-        "one waiting line: {out}"
-    );
+    let (id, _) = held_then_approved(stack, git, &dest, Duration::from_secs(5), || s.logs());
     assert_eq!(stack.repo.rev("refs/heads/main"), Some(head));
     let a = approval(stack, &id);
     assert_eq!(a["status"], "approved");
@@ -1164,22 +1179,7 @@ fn keep_alive_packets_reach_git_over_http_and_print_nothing() {
     let head = s.git.commit_file(&dest, "x.txt", b"x\n", "needs review");
     let trace = s.work("trace");
     let git = s.git.trace_packets(&trace);
-    let work = dest.clone();
-    let push = std::thread::spawn(move || git.push(&work, &["origin", "HEAD:refs/heads/main"]));
-    let id = pending_id(&s);
-    std::thread::sleep(Duration::from_secs(3));
-    let out = decide(&s, "approve", &id, "alice", None);
-    assert!(out.success(), "approve: {out}");
-    let out = completed(push, || s.logs());
-    let waiting = format!("remote: waiting for approval {id} (review-main)");
-    assert_eq!(
-        out.stderr
-            .lines()
-            .filter(|l| l.starts_with(&waiting))
-            .count(),
-        1,
-        "one waiting line: {out}"
-    );
+    held_then_approved(&s, git, &dest, Duration::from_secs(3), || s.logs());
     // git's packet trace shows the empty band-1 packets it skipped.
     let packets = std::fs::read_to_string(&trace).unwrap_or_default();
     let keepalives = packets
