@@ -22,3 +22,18 @@ fn sigterm_stops_the_gateway() {
         "the port still answers"
     );
 }
+
+#[test]
+fn serve_names_the_public_url_clients_use() {
+    let s = Stack::start_with(
+        Kind::File,
+        "[server]\nhttp_listen = \"{http_listen}\"\nstate_dir = \"state\"\n\
+         public_url = \"https://git.example.com/\"\n",
+    );
+    s.clone("works", &[]);
+    let output = s.gateway.output();
+    assert!(
+        output.contains("gitgate: clients reach it as https://git.example.com/<upstream>/<repo>"),
+        "{output}"
+    );
+}

@@ -47,12 +47,7 @@ pub async fn page(gateway: Arc<Gateway>, request: hyper::Request<Incoming>) -> R
     let Some((token, user)) = credentials(request.headers()) else {
         return challenge();
     };
-    let parts: Vec<String> = path
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect();
-    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     match (method.as_str(), parts.as_slice()) {
         ("GET", []) => redirect("/approvals"),
         ("GET", ["approvals"]) => {
@@ -81,10 +76,9 @@ pub async fn page(gateway: Arc<Gateway>, request: hyper::Request<Incoming>) -> R
                 .run(move |s| Ok((s.get(&id)?, s.details(&id).ok())))
                 .await;
             match found {
-                Ok((Some(a), details)) => html(
-                    StatusCode::OK,
-                    &approval_page(&json!(a), details.as_ref(), &query),
-                ),
+                Ok((Some(a), details)) => {
+                    html(StatusCode::OK, &approval_page(&json!(a), details.as_ref()))
+                }
                 Ok((None, _)) => message(StatusCode::NOT_FOUND, "No such approval."),
                 Err(e) => internal(&e),
             }
@@ -208,7 +202,7 @@ fn list_page(list: &Value) -> String {
     )
 }
 
-fn approval_page(a: &Value, details: Option<&Value>, _query: &str) -> String {
+fn approval_page(a: &Value, details: Option<&Value>) -> String {
     let id = text(&a["id"]);
     let mut body = String::new();
     body.push_str("<p><a href=\"/approvals\">all approvals</a></p><table>");
@@ -402,7 +396,7 @@ mod tests {
         let a = json!({"id": "ap-1", "status": "pending", "identity": "<b>me</b>", "ref": "refs/heads/main"});
         let d = json!({"commits": [{"id": "abc", "subject": "<img src=x onerror=alert(1)>", "author": "a"}],
                        "files": ["<x>.txt"], "diff": null});
-        let page = approval_page(&a, Some(&d), "");
+        let page = approval_page(&a, Some(&d));
         assert!(
             !page.contains("<img") && !page.contains("<b>me") && !page.contains("<x>"),
             "{page}"
@@ -417,7 +411,7 @@ mod tests {
         );
         // A decided approval has no forms.
         let decided = json!({"id": "ap-1", "status": "approved", "by": "alice"});
-        assert!(!approval_page(&decided, None, "").contains("<form"));
+        assert!(!approval_page(&decided, None).contains("<form"));
     }
 
     #[test]

@@ -81,6 +81,10 @@ async fn serve(config: Arc<Config>, on_ready: impl FnOnce(SocketAddr)) -> anyhow
     // Stored packs older than `[audit] keep_packs_days` go while serving, too.
     tasks.spawn(gateway.clone().run_retention(shutdown.clone()));
     eprintln!("gitgate: serving git over {scheme}://{http_addr}/<upstream>/<repo>");
+    if let Some(url) = &config.server.public_url {
+        let base = url.as_str().trim_end_matches('/');
+        eprintln!("gitgate: clients reach it as {base}/<upstream>/<repo>");
+    }
     if let Some(addr) = config.server.ssh_listen {
         let front = crate::ssh::SshFront::new(gateway.clone(), shutdown.clone())
             .map_err(|e| UsageError(e.to_string()))?;

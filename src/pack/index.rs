@@ -109,13 +109,9 @@ where
     E: From<PackError> + Send,
     F: Fn(ObjectId, Kind, &[u8]) -> Result<(), E> + Sync,
 {
-    run(
-        pack,
-        Some(growing),
-        options,
-        Instant::now(),
-        |id, kind, data, _| visit(id, kind, data),
-    )
+    index_growing_with_deltas(pack, growing, options, |id, kind, data, _| {
+        visit(id, kind, data)
+    })
 }
 
 /// How an object of the pack was made, when it is a delta: its base's id and the delta's

@@ -580,25 +580,13 @@ impl Gateway {
         Ok(())
     }
 
-    /// For an update refused while its approval is pending, the line with the review page's
-    /// link (`[admin] public_url`); empty otherwise.
-    pub(super) fn review_line(&self, status: &crate::proto::report::RefStatus) -> String {
-        let (Some(base), crate::proto::report::RefStatus::Rejected { reason, .. }) =
-            (&self.config.admin.public_url, status)
-        else {
-            return String::new();
-        };
-        let Some((_, rest)) = reason.rsplit_once("approval pending ") else {
-            return String::new();
-        };
-        let id: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect();
-        if !crate::approval::valid_id(&id) {
-            return String::new();
+    /// The band-2 line linking approval `id`'s review page (`[admin] public_url`); empty
+    /// without one.
+    pub(super) fn review_line(&self, id: &str) -> String {
+        match &self.config.admin.public_url {
+            Some(base) => format!("  review: {}\n", crate::approval::link(base, id)),
+            None => String::new(),
         }
-        format!("  review: {}\n", crate::approval::link(base, &id))
     }
 
     /// Band-2 lines telling the client what it waits for.
@@ -611,11 +599,7 @@ impl Gateway {
                 )
                 .as_bytes(),
             );
-            if let Some(base) = &self.config.admin.public_url {
-                out.extend_from_slice(
-                    format!("  review: {}\n", crate::approval::link(base, id)).as_bytes(),
-                );
-            }
+            out.extend_from_slice(self.review_line(id).as_bytes());
         }
         out
     }

@@ -320,9 +320,12 @@ impl Gateway {
             claims.iter().map(|(id, _)| id.clone()).collect(),
         );
         let wait = self.config().approval.wait;
+        // Refused at once when nobody waits: (ref, approval id), for the review link.
+        let mut pending = Vec::new();
         if wait.is_zero() {
             for h in held.drain(..) {
                 own.push(RefStatus::rejected(&h.command.refname, &h.reason));
+                pending.push((h.command.refname, h.id));
             }
         }
         if atomic {
@@ -330,7 +333,9 @@ impl Gateway {
         }
         for status in &own {
             explain(&mut messages, status);
-            messages.extend_from_slice(self.review_line(status).as_bytes());
+            if let Some((_, id)) = pending.iter().find(|(r, _)| r == status.refname()) {
+                messages.extend_from_slice(self.review_line(id).as_bytes());
+            }
         }
 
         // Record the decisions (and keep the pack) before anything reaches the upstream.
