@@ -78,15 +78,7 @@ pub async fn approvals(gateway: Arc<Gateway>, request: hyper::Request<Incoming>)
             if gateway.authorize_approver(&bearer, None).is_none() {
                 return forbidden();
             }
-            let id = id.to_string();
-            if !crate::approval::valid_id(&id) {
-                return error(StatusCode::NOT_FOUND, "no such approval");
-            }
-            let found = gateway
-                .approvals()
-                .run(move |s| Ok((s.get(&id)?, s.details(&id).ok())))
-                .await;
-            match found {
+            match with_details(&gateway, id).await {
                 Ok((Some(a), details)) => {
                     let mut v = json!(a);
                     if let Some(obj) = v.as_object_mut() {
@@ -122,6 +114,21 @@ pub async fn approvals(gateway: Arc<Gateway>, request: hyper::Request<Incoming>)
         }
         _ => error(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// Approval `id` (`None`: no such approval, or not a valid id) with what a reviewer sees of it.
+pub(super) async fn with_details(
+    gateway: &Gateway,
+    id: &str,
+) -> Result<(Option<crate::approval::Approval>, Option<Value>), ApprovalError> {
+    if !crate::approval::valid_id(id) {
+        return Ok((None, None));
+    }
+    let id = id.to_string();
+    gateway
+        .approvals()
+        .run(move |s| Ok((s.get(&id)?, s.details(&id).ok())))
+        .await
 }
 
 async fn read_body(request: hyper::Request<Incoming>) -> Result<DecisionBody, Response<Body>> {

@@ -67,15 +67,7 @@ pub async fn page(gateway: Arc<Gateway>, request: hyper::Request<Incoming>) -> R
             if gateway.authorize_approver(&token, None).is_none() {
                 return challenge();
             }
-            let id = (*id).to_string();
-            if !crate::approval::valid_id(&id) {
-                return message(StatusCode::NOT_FOUND, "No such approval.");
-            }
-            let found = gateway
-                .approvals()
-                .run(move |s| Ok((s.get(&id)?, s.details(&id).ok())))
-                .await;
-            match found {
+            match super::api::with_details(&gateway, id).await {
                 Ok((Some(a), details)) => {
                     html(StatusCode::OK, &approval_page(&json!(a), details.as_ref()))
                 }
