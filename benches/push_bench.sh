@@ -211,7 +211,7 @@ pid $NGX/nginx.pid;
 error_log $NGX/error.log warn;
 events { worker_connections 512; }
 http {
-  log_format timed '\$request_method \$uri \$status \$request_length \$request_time';
+  log_format timed '\$request_method \$uri \$status \$request_length \$request_time \$upstream_response_time';
   access_log ${BENCH_NGINX_LOG:-off};
   client_body_temp_path $NGX/body;
   fastcgi_temp_path $NGX/fastcgi;

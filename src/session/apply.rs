@@ -239,8 +239,7 @@ impl Gateway {
             Box::pin(futures_util::stream::once(async move { Ok(head) }));
         if let Some(file) = pack {
             use futures_util::StreamExt;
-            let pack = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
-            body = Box::pin(body.chain(pack));
+            body = Box::pin(body.chain(super::push::pack_stream(file)));
         }
         let answer = repo
             .upstream

@@ -631,8 +631,7 @@ impl Gateway {
             };
         let mut body: ByteStream = Box::pin(stream::once(async move { Ok(head) }));
         if let Some(file) = pack_file {
-            let pack = ReaderStream::new(tokio::fs::File::from_std(file));
-            body = Box::pin(body.chain(pack));
+            body = Box::pin(body.chain(pack_stream(file)));
         }
         let body = oplog::count(body, bytes_in);
         let answer = session
@@ -1034,4 +1033,14 @@ impl std::fmt::Display for Phases {
         }
         Ok(())
     }
+}
+
+/// Reads a spooled pack for the relay in large pieces. `ReaderStream`'s default (4 KiB) would make
+/// a 100 MiB pack 25,000 trips to the blocking pool and as many HTTP chunks for the upstream's web
+/// server to parse.
+pub(super) fn pack_stream(
+    file: std::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    const RELAY_CHUNK: usize = 256 * 1024;
+    ReaderStream::with_capacity(tokio::fs::File::from_std(file), RELAY_CHUNK)
 }
