@@ -8,9 +8,15 @@
 //! small scratch buffer only to learn where it ends, to check that it yields exactly the declared size
 //! and, for deltas, to read the result size from the delta header. It hashes every byte for the
 //! trailing SHA-1 and computes each entry's CRC-32 for the `.idx`.
+//!
+//! Finding where an entry ends takes inflating all of it, and resolving it (pass 2) takes its
+//! inflated bytes again. With [`Entries::spill_into`], pass 1 writes what it inflates to an
+//! unnamed file next to the pack, so pass 2 reads those bytes back instead of inflating every entry
+//! a second time (see [`Spill`]).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -31,6 +37,8 @@ const MIN_ENTRY_LEN: u64 = 9;
 /// How much of a delta's inflated data is kept to read its two size varints (10 bytes each at most).
 const DELTA_PREFIX_LEN: usize = 20;
 const SCRATCH_LEN: usize = 64 * 1024;
+/// Write buffer of the spill file.
+const SPILL_BUFFER_LEN: usize = 256 * 1024;
 
 /// What the pack header says.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +72,84 @@ pub(crate) struct Entries {
     trailer: Option<ObjectId>,
     error: Option<PackError>,
     failed: bool,
+    spill: Option<SpillWriter>,
+}
+
+/// The inflated bytes of a pack's first entries, written by pass 1 for pass 2 (which would
+/// otherwise inflate every entry a second time: on packs of text, inflating is most of the work).
+///
+/// The file has no name (it is gone once closed) and holds the entries back to back, the first
+/// `offsets.len()` of the pack: spilling stops at the first entry that would pass the budget or
+/// at a write error, so what it holds is always a prefix of the pack, each entry complete.
+#[derive(Debug)]
+pub(crate) struct Spill {
+    file: File,
+    /// Where entry `i`'s bytes start, for `i < offsets.len()`.
+    offsets: Vec<u64>,
+}
+
+impl Spill {
+    /// Reads the `size` inflated bytes of entry `i` into `out`; `false` if the spill does not hold
+    /// that entry or cannot be read (the caller then inflates it from the pack).
+    pub(crate) fn read(&self, i: u32, size: u64, out: &mut Vec<u8>) -> bool {
+        let Some(&offset) = self.offsets.get(i as usize) else {
+            return false;
+        };
+        let Ok(len) = usize::try_from(size) else {
+            return false;
+        };
+        out.clear();
+        out.resize(len, 0);
+        self.file.read_exact_at(out, offset).is_ok()
+    }
+
+    /// How many entries (the first ones of the pack) it holds.
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> usize {
+        self.offsets.len()
+    }
+}
+
+/// Pass 1's side of a [`Spill`].
+struct SpillWriter {
+    out: BufWriter<File>,
+    written: u64,
+    budget: u64,
+    offsets: Vec<u64>,
+    /// The entry being inflated is being spilled.
+    current: bool,
+    /// No further entry is spilled (budget reached, or a write failed).
+    stopped: bool,
+}
+
+impl SpillWriter {
+    /// Before inflating an entry of `size` bytes: spill it if the budget allows.
+    fn begin(&mut self, size: u64) {
+        self.current = false;
+        if self.stopped {
+            return;
+        }
+        match self.written.checked_add(size) {
+            Some(end) if end <= self.budget => self.current = true,
+            _ => self.stopped = true,
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        if self.current && self.out.write_all(data).is_err() {
+            self.current = false;
+            self.stopped = true;
+        }
+    }
+
+    /// After the entry inflated to exactly `size` bytes.
+    fn end(&mut self, size: u64) {
+        if self.current {
+            self.offsets.push(self.written);
+            self.written += size;
+            self.current = false;
+        }
+    }
 }
 
 /// Where the bytes come from: a complete file, or one still being written.
@@ -174,6 +260,7 @@ pub(crate) fn open(
         trailer: None,
         error: None,
         failed: false,
+        spill: None,
     }))
 }
 
@@ -281,6 +368,39 @@ impl Entries {
         self.header
     }
 
+    /// Keeps what the entries inflate to, up to `budget` bytes, in an unnamed file in `dir`, for
+    /// [`Entries::take_spill`]. If the file cannot be created, nothing is kept: the spill only
+    /// saves work.
+    pub(crate) fn spill_into(&mut self, dir: &Path, budget: u64) {
+        if budget == 0 {
+            return;
+        }
+        if let Ok(file) = tempfile::tempfile_in(dir) {
+            self.spill = Some(SpillWriter {
+                out: BufWriter::with_capacity(SPILL_BUFFER_LEN, file),
+                written: 0,
+                budget,
+                offsets: Vec::new(),
+                current: false,
+                stopped: false,
+            });
+        }
+    }
+
+    /// What was spilled, once every entry was read; `None` without a spill or if it could not be
+    /// written out.
+    pub(crate) fn take_spill(&mut self) -> Option<Spill> {
+        let writer = self.spill.take()?;
+        if writer.offsets.is_empty() {
+            return None;
+        }
+        let file = writer.out.into_inner().ok()?;
+        Some(Spill {
+            file,
+            offsets: writer.offsets,
+        })
+    }
+
     /// The error that stopped iteration, if any.
     pub(crate) fn take_error(&mut self) -> Option<PackError> {
         self.error.take()
@@ -344,7 +464,13 @@ impl Entries {
                 reason: "header too long",
             })?;
         let data_start = self.offset;
+        if let Some(spill) = self.spill.as_mut() {
+            spill.begin(size);
+        }
         let prefix = self.inflate_entry(offset, size, header.is_delta())?;
+        if let Some(spill) = self.spill.as_mut() {
+            spill.end(size);
+        }
         let mut produced = size;
         if header.is_delta() {
             let result_size = delta_result_size(&prefix).ok_or_else(|| PackError::BadDelta {
@@ -514,6 +640,9 @@ impl Entries {
             }
             self.reader.consume(consumed);
             self.offset += consumed as u64;
+            if let Some(spill) = self.spill.as_mut() {
+                spill.write(self.scratch.get(..produced).unwrap_or_default());
+            }
             if want_prefix && prefix.len() < DELTA_PREFIX_LEN {
                 let take = (DELTA_PREFIX_LEN - prefix.len()).min(produced);
                 prefix.extend_from_slice(self.scratch.get(..take).unwrap_or_default());

@@ -194,6 +194,13 @@ where
         let err = std::io::Error::new(std::io::ErrorKind::InvalidInput, reason);
         return Err(PackError::io(pack_path, err).into());
     }
+    if options.spill_bytes > 0 {
+        let dir = pack_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        entries.spill_into(dir, options.spill_bytes);
+    }
     let table = read_table(&mut entries)?;
     let checksum = entries.trailer().ok_or_else(|| PackError::Internal {
         detail: "the pack trailer was not read".into(),
@@ -310,6 +317,7 @@ fn read_table(entries: &mut Entries) -> Result<Table, PackError> {
             .take_error()
             .unwrap_or_else(|| PackError::internal(&err)));
     }
+    table.spill = entries.take_spill();
     Ok(table)
 }
 

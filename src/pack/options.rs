@@ -44,6 +44,12 @@ pub struct Options {
     /// Memory for recently decoded delta bases kept by [`find`](crate::pack::IndexedPack::find).
     /// Default 16 MiB.
     pub find_cache_bytes: usize,
+    /// Disk, not memory: most inflated bytes [`index`](crate::pack::index()) keeps from its first
+    /// pass (which must inflate every entry to find where it ends) in an unnamed temporary file
+    /// next to the pack, so that resolving reads them back instead of inflating every entry a
+    /// second time. Entries past the budget are inflated again. The file is gone when indexing
+    /// ends; its pages mostly stay in the page cache meanwhile. 0 turns it off. Default 1 GiB.
+    pub spill_bytes: u64,
 }
 
 impl Default for Options {
@@ -58,6 +64,7 @@ impl Default for Options {
             threads: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             parallel_from_bytes: 1 << 20,
             find_cache_bytes: 16 << 20,
+            spill_bytes: 1 << 30,
         }
     }
 }

@@ -135,6 +135,8 @@ impl PackFile {
         out: &mut Vec<u8>,
         inflater: &mut Inflater,
     ) -> Result<(), PackError> {
+        #[cfg(test)]
+        INFLATES.with(|n| n.set(n.get() + 1));
         let len = usize::try_from(size).map_err(|_| self.changed(start))?;
         out.clear();
         // One spare byte: a stream that would yield more than `size` is noticed.
@@ -190,6 +192,12 @@ impl PackFile {
             ),
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Entries [`PackFile::inflate`] inflated on this thread (tests count them).
+    pub(crate) static INFLATES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Decodes an entry header from its first bytes; `None` if malformed (the pack was verified, so

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use gix_hash::ObjectId;
 
 use crate::pack::delta;
+use crate::pack::entries::Spill;
 use crate::pack::read::{Inflater, PackFile};
 use crate::pack::{Kind, PackError};
 
@@ -60,6 +61,8 @@ pub(crate) struct Node {
 pub(crate) struct Table {
     pub(crate) nodes: Vec<Node>,
     pub(crate) ref_ids: Vec<ObjectId>,
+    /// What pass 1 inflated, when it kept it: entries read from here are not inflated again.
+    pub(crate) spill: Option<Spill>,
 }
 
 impl Table {
@@ -82,6 +85,22 @@ impl Table {
         let at = u32::try_from(self.ref_ids.len()).unwrap_or(u32::MAX);
         self.ref_ids.push(id);
         Parent::Ref(at)
+    }
+
+    /// The inflated bytes of entry `i` (of `size` bytes), from the spill or the pack.
+    fn load(
+        &self,
+        i: u32,
+        size: u64,
+        pack: &PackFile,
+        out: &mut Vec<u8>,
+        inflater: &mut Inflater,
+    ) -> Result<(), PackError> {
+        if self.spill.as_ref().is_some_and(|s| s.read(i, size, out)) {
+            return Ok(());
+        }
+        let (start, end) = self.stream(i, pack.data_end()).ok_or_else(bad_table)?;
+        pack.inflate(start, end, size, out, inflater)
     }
 
     /// Where the zlib stream of entry `i` starts and where the entry ends.
@@ -166,7 +185,6 @@ struct Tree<'a> {
     /// `children[starts[i]..starts[i + 1]]` are the ofs-deltas (and located ref-deltas) of entry `i`.
     starts: Vec<u32>,
     children: Vec<u32>,
-    data_end: u64,
     limits: Limits,
 }
 
@@ -240,7 +258,6 @@ pub(crate) fn traverse<S: Sink>(
         table,
         starts,
         children,
-        data_end: pack.data_end(),
         limits,
     };
     let shared = Shared {
@@ -289,10 +306,9 @@ fn resolve_roots<S: Sink>(
         table,
         starts,
         children,
-        data_end,
         limits,
     } = tree;
-    let (data_end, limits) = (*data_end, *limits);
+    let limits = *limits;
     let mut inflater = Inflater::default();
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut delta_buf = Vec::new();
@@ -310,9 +326,8 @@ fn resolve_roots<S: Sink>(
         };
         limits.check_time()?;
         let root = root as u32;
-        let (start, end) = table.stream(root, data_end).ok_or_else(bad_table)?;
         let mut data = spare.pop().unwrap_or_default();
-        pack.inflate(start, end, node.size, &mut data, &mut inflater)?;
+        table.load(root, node.size, pack, &mut data, &mut inflater)?;
         enter(
             root, kind, 0, data, None, starts, sink, &mut stack, &mut spare,
         )?;
@@ -352,8 +367,7 @@ fn resolve_roots<S: Sink>(
                     limit: limits.max_delta_depth,
                 }));
             }
-            let (start, end) = table.stream(child, data_end).ok_or_else(bad_table)?;
-            pack.inflate(start, end, node.size, &mut delta_buf, &mut inflater)?;
+            table.load(child, node.size, pack, &mut delta_buf, &mut inflater)?;
             let mut out = spare.pop().unwrap_or_default();
             let base_data = match (last, stack.last()) {
                 (true, _) => base.as_slice(),

@@ -9,6 +9,7 @@ mod objects;
 mod pread;
 mod real_git;
 mod seeds;
+mod spill;
 mod subset;
 mod threads;
 mod throughput;
