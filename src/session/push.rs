@@ -820,7 +820,10 @@ impl Gateway {
         growing.advance(buffered.len() as u64);
         let remaining = limit - buffered.len() as u64;
         let mut limited = rest.take(remaining + 1);
-        let copied = copy_body(&mut limited, &mut file, buffered.len() as u64, growing).await?;
+        let std_file = file.into_std().await;
+        let (copied, std_file) =
+            copy_body(&mut limited, std_file, buffered.len() as u64, growing).await?;
+        let mut file = tokio::fs::File::from_std(std_file);
         if copied > remaining {
             // Read (and drop) the rest so git gets the answer instead of a broken pipe; a
             // client that keeps sending past four times the limit is cut off.
@@ -973,29 +976,63 @@ fn link_or_copy(from: &std::path::Path, to: &std::path::Path) -> std::io::Result
 }
 
 /// Copies the request body to the spool after the `start` bytes already there: read errors
-/// are the client's, write errors ours. Each chunk is in the file (flushed) before `growing`
-/// is told. Returns the bytes copied.
+/// are the client's, write errors ours. Each batch is in the file before `growing` is told.
+/// Returns the bytes copied and the file.
+///
+/// The body is read in batches of up to [`SPOOL_BATCH`] bytes, each written on the blocking pool
+/// while the next one is read: one trip to the pool per batch, not per frame of the body (a
+/// 100 MiB push arrives in thousands of frames of a few KiB).
 async fn copy_body(
     reader: &mut (impl AsyncRead + Unpin),
-    file: &mut tokio::fs::File,
+    file: std::fs::File,
     start: u64,
     growing: &crate::pack::Growing,
-) -> Result<u64, SessionError> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
+) -> Result<(u64, std::fs::File), SessionError> {
+    type Written = (std::fs::File, Vec<u8>, std::io::Result<()>);
     let internal = |e: std::io::Error| SessionError::Internal(format!("spooling the pack: {e}"));
+    let mut file = Some(file);
+    let mut pending: Option<tokio::task::JoinHandle<Written>> = None;
+    let mut buf = vec![0u8; SPOOL_BATCH];
+    let mut spare = Vec::new();
+    let mut total = 0u64;
     loop {
-        let n = reader.read(&mut buf).await.map_err(SessionError::Body)?;
-        if n == 0 {
-            return Ok(total);
+        buf.resize(SPOOL_BATCH, 0);
+        let mut filled = 0;
+        while filled < buf.len() {
+            let room = buf.get_mut(filled..).unwrap_or_default();
+            let n = reader.read(room).await.map_err(SessionError::Body)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
         }
-        let chunk = buf.get(..n).unwrap_or_default();
-        file.write_all(chunk).await.map_err(internal)?;
-        file.flush().await.map_err(internal)?;
-        total += n as u64;
-        growing.advance(start + total);
+        buf.truncate(filled);
+        if let Some(write) = pending.take() {
+            let (done, old, result) = write
+                .await
+                .map_err(|e| SessionError::Internal(format!("spooling the pack: {e}")))?;
+            result.map_err(internal)?;
+            total += old.len() as u64;
+            growing.advance(start + total);
+            file = Some(done);
+            spare = old;
+        }
+        let Some(mut out) = file.take() else {
+            return Err(SessionError::Internal("spooling the pack: no file".into()));
+        };
+        if filled == 0 {
+            return Ok((total, out));
+        }
+        let batch = std::mem::replace(&mut buf, std::mem::take(&mut spare));
+        pending = Some(tokio::task::spawn_blocking(move || {
+            let result = std::io::Write::write_all(&mut out, &batch);
+            (out, batch, result)
+        }));
     }
 }
+
+/// Most bytes [`copy_body`] reads before writing them to the spool.
+const SPOOL_BATCH: usize = 256 * 1024;
 
 /// Milliseconds spent in each step of a push, for the debug log (`GITGATE_LOG=debug`).
 struct Phases {
