@@ -13,11 +13,17 @@
 //! inflated bytes again. With [`Entries::spill_into`], pass 1 writes what it inflates to an
 //! unnamed file next to the pack, so pass 2 reads those bytes back instead of inflating every entry
 //! a second time (see [`Spill`]).
+//!
+//! Once the whole file is there, a second thread may read its last half while this pass reads
+//! on ([`Options::split_from_bytes`](crate::pack::Options::split_from_bytes)): see [`Tail`].
 
+use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use gix_hash::ObjectId;
@@ -73,7 +79,78 @@ pub(crate) struct Entries {
     error: Option<PackError>,
     failed: bool,
     spill: Option<SpillWriter>,
+    /// Where the spill file goes (set by [`Entries::spill_into`]).
+    spill_dir: Option<PathBuf>,
+    /// For a reader of a pack's tail ([`Tail`]): where it started. Offset-delta bases before it
+    /// are not known here; they are collected in `outside_bases` for the first pass to check.
+    range_start: Option<u64>,
+    outside_bases: Vec<u64>,
+    split_from: u64,
+    split: Split,
+    /// Entries read by a [`Tail`] and taken over, still to be yielded.
+    adopted: VecDeque<input::Entry>,
+    /// The spill of the taken-over entries.
+    tail_spill: Option<SpillRun>,
+    /// How many entries were taken over from a [`Tail`].
+    taken_over: usize,
 }
+
+/// Whether the first pass has a second thread reading the pack's tail.
+enum Split {
+    /// Not yet: the file may still be growing.
+    NotYet,
+    Running(Tail),
+    /// Done with, or never to be.
+    Over,
+}
+
+/// A thread reading a pack from an entry in its last half to its end while the first pass reads
+/// up to there.
+///
+/// Entries are found by inflating each one to its end, so one thread alone reads a pack front to
+/// back. The tail thread guesses instead: from the middle of what is left, it looks for bytes that
+/// read as an entry header followed by a zlib header, checks that two whole entries follow, and
+/// then reads entries from there to the end of the pack. Its entries are used only if the first
+/// pass, reading on, arrives exactly where they start: from a true entry start, reading is the
+/// same whoever does it. The checks that need what came before (offset-delta bases, the total
+/// inflated size, the entry count, the trailing checksum) are made by the first pass when it takes
+/// them over. Anything else (a guess that was wrong, an error in the tail, a limit) drops them,
+/// and the first pass reads the tail itself, failing where it would have failed alone.
+struct Tail {
+    /// Where its first entry starts, once it found one ([`SEARCHING`] until then, [`NOT_FOUND`]
+    /// if it gave up).
+    start: Arc<AtomicU64>,
+    /// Set to make it stop.
+    stop: Arc<AtomicBool>,
+    /// Where it started looking: the first pass passing it with no start found gives up on it.
+    from: u64,
+    handle: Option<std::thread::JoinHandle<Option<TailRun>>>,
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What a [`Tail`] read.
+struct TailRun {
+    entries: Vec<input::Entry>,
+    /// Offset-delta bases before its start.
+    outside_bases: Vec<u64>,
+    /// Inflated bytes, as [`Entries`] counts them for the total limit.
+    total: u64,
+    /// Where its last entry ends.
+    end: u64,
+    spill: Option<SpillRun>,
+}
+
+/// How far past where it starts looking a [`Tail`] searches for an entry start.
+const TAIL_SEARCH_LEN: u64 = 4 << 20;
+/// [`Tail::start`] while it looks for an entry start.
+const SEARCHING: u64 = u64::MAX;
+/// [`Tail::start`] when it found none (or stopped).
+const NOT_FOUND: u64 = u64::MAX - 1;
 
 /// The inflated bytes of a pack's first entries, written by pass 1 for pass 2 (which would
 /// otherwise inflate every entry a second time: on packs of text, inflating is most of the work).
@@ -83,8 +160,17 @@ pub(crate) struct Entries {
 /// at a write error, so what it holds is always a prefix of the pack, each entry complete.
 #[derive(Debug)]
 pub(crate) struct Spill {
+    /// One run from the first entry; with a [`Tail`] taken over, one more for its entries.
+    runs: Vec<SpillRun>,
+}
+
+/// Consecutive entries in one spill file.
+#[derive(Debug)]
+struct SpillRun {
+    /// The first entry's position in the pack.
+    first: u32,
     file: File,
-    /// Where entry `i`'s bytes start, for `i < offsets.len()`.
+    /// Where entry `first + i`'s bytes start, for `i < offsets.len()`.
     offsets: Vec<u64>,
 }
 
@@ -92,7 +178,10 @@ impl Spill {
     /// Reads the `size` inflated bytes of entry `i` into `out`; `false` if the spill does not hold
     /// that entry or cannot be read (the caller then inflates it from the pack).
     pub(crate) fn read(&self, i: u32, size: u64, out: &mut Vec<u8>) -> bool {
-        let Some(&offset) = self.offsets.get(i as usize) else {
+        let Some((run, &offset)) = self.runs.iter().find_map(|run| {
+            let at = i.checked_sub(run.first)?;
+            Some((run, run.offsets.get(at as usize)?))
+        }) else {
             return false;
         };
         let Ok(len) = usize::try_from(size) else {
@@ -100,13 +189,13 @@ impl Spill {
         };
         out.clear();
         out.resize(len, 0);
-        self.file.read_exact_at(out, offset).is_ok()
+        run.file.read_exact_at(out, offset).is_ok()
     }
 
-    /// How many entries (the first ones of the pack) it holds.
+    /// How many entries it holds.
     #[cfg(test)]
     pub(crate) fn entries(&self) -> usize {
-        self.offsets.len()
+        self.runs.iter().map(|r| r.offsets.len()).sum()
     }
 }
 
@@ -123,6 +212,32 @@ struct SpillWriter {
 }
 
 impl SpillWriter {
+    fn create(dir: &Path, budget: u64) -> Option<SpillWriter> {
+        let file = tempfile::tempfile_in(dir).ok()?;
+        Some(SpillWriter {
+            out: BufWriter::with_capacity(SPILL_BUFFER_LEN, file),
+            written: 0,
+            budget,
+            offsets: Vec::new(),
+            current: false,
+            stopped: false,
+        })
+    }
+
+    /// The entries written, from entry `first` on; `None` if none or if they cannot all be
+    /// written out.
+    fn finish(self, first: u32) -> Option<SpillRun> {
+        if self.offsets.is_empty() {
+            return None;
+        }
+        let file = self.out.into_inner().ok()?;
+        Some(SpillRun {
+            first,
+            file,
+            offsets: self.offsets,
+        })
+    }
+
     /// Before inflating an entry of `size` bytes: spill it if the budget allows.
     fn begin(&mut self, size: u64) {
         self.current = false;
@@ -261,7 +376,148 @@ pub(crate) fn open(
         error: None,
         failed: false,
         spill: None,
+        spill_dir: None,
+        range_start: None,
+        outside_bases: Vec::new(),
+        split_from: options.split_from_bytes,
+        split: Split::NotYet,
+        adopted: VecDeque::new(),
+        tail_spill: None,
+        taken_over: 0,
     }))
+}
+
+/// Reads entries from `start` (a guess: see [`Tail`]) to `data_end`, the end of the last entry of
+/// the pack at `path`. `None` if anything is wrong or `stop` is set.
+#[allow(clippy::too_many_arguments)]
+fn read_tail(
+    path: &Path,
+    header: PackHeader,
+    limits: Limits,
+    from: u64,
+    data_end: u64,
+    spill: Option<(PathBuf, u64)>,
+    start_found: &AtomicU64,
+    stop: &AtomicBool,
+) -> Option<TailRun> {
+    let found = find_entry_start(path, header, limits, from, data_end, stop).and_then(|start| {
+        Some((
+            start,
+            Entries::range(path, header, limits, start, data_end).ok()?,
+        ))
+    });
+    start_found.store(
+        found.as_ref().map_or(NOT_FOUND, |(start, _)| *start),
+        Ordering::Release,
+    );
+    let (_, mut tail) = found?;
+    if let Some((dir, budget)) = spill {
+        tail.spill = SpillWriter::create(&dir, budget);
+    }
+    let mut entries = Vec::new();
+    while tail.offset < data_end {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        entries.push(tail.next_entry().ok()?);
+    }
+    if tail.offset != data_end {
+        return None;
+    }
+    let spill = tail.spill.take().and_then(|w| w.finish(0));
+    Some(TailRun {
+        entries,
+        outside_bases: tail.outside_bases,
+        total: tail.total,
+        end: tail.offset,
+        spill,
+    })
+}
+
+/// The first offset from `from` on (within [`TAIL_SEARCH_LEN`]) where two whole entries read
+/// cleanly (or one, ending the pack).
+fn find_entry_start(
+    path: &Path,
+    header: PackHeader,
+    limits: Limits,
+    from: u64,
+    data_end: u64,
+    stop: &AtomicBool,
+) -> Option<u64> {
+    let file = File::open(path).ok()?;
+    let until = from.saturating_add(TAIL_SEARCH_LEN).min(data_end);
+    let mut window = vec![0u8; SCRATCH_LEN];
+    let mut at = from;
+    while at < until {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let want = usize::try_from(data_end - at).map_or(window.len(), |n| n.min(window.len()));
+        let buf = window.get_mut(..want)?;
+        file.read_exact_at(buf, at).ok()?;
+        // Positions whose header would run past the window are looked at in the next one.
+        let last = if at + want as u64 >= data_end {
+            want
+        } else {
+            want.saturating_sub(64)
+        };
+        for i in 0..last {
+            let candidate = at + i as u64;
+            if candidate >= until {
+                return None;
+            }
+            if looks_like_entry(buf.get(i..).unwrap_or_default(), candidate)
+                && reads_cleanly(path, header, limits, candidate, data_end)
+            {
+                return Some(candidate);
+            }
+        }
+        at += last.max(1) as u64;
+    }
+    None
+}
+
+/// An entry header (of a full object, or of a delta whose base would start after the pack
+/// header), then a zlib header.
+fn looks_like_entry(bytes: &[u8], offset: u64) -> bool {
+    let Some(entry) = crate::pack::read::parse_header(bytes.get(..64).unwrap_or(bytes)) else {
+        return false;
+    };
+    if let crate::pack::read::Base::Distance(distance) = entry.base {
+        if distance == 0 || offset.checked_sub(distance).is_none_or(|b| b < HEADER_LEN) {
+            return false;
+        }
+    }
+    let zlib = bytes.get(usize::from(entry.len)..usize::from(entry.len) + 2);
+    let Some(&[cmf, flg]) = zlib else {
+        return false;
+    };
+    cmf & 0x0f == 8
+        && cmf >> 4 <= 7
+        && flg & 0x20 == 0
+        && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0
+}
+
+/// Whether two whole entries (or one that ends the pack) read cleanly from `start`.
+fn reads_cleanly(
+    path: &Path,
+    header: PackHeader,
+    limits: Limits,
+    start: u64,
+    data_end: u64,
+) -> bool {
+    let Ok(mut probe) = Entries::range(path, header, limits, start, data_end) else {
+        return false;
+    };
+    for _ in 0..2 {
+        if probe.next_entry().is_err() || probe.offset > data_end {
+            return false;
+        }
+        if probe.offset == data_end {
+            return true;
+        }
+    }
+    true
 }
 
 /// For a growing file: the error the complete file gets. Once the writer is done (waiting for it at
@@ -363,6 +619,12 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 }
 
 impl Entries {
+    /// How many entries a second thread read (see [`Tail`]).
+    #[cfg(test)]
+    pub(crate) fn taken_over(&self) -> usize {
+        self.taken_over
+    }
+
     /// The decoded pack header.
     pub(crate) fn header(&self) -> PackHeader {
         self.header
@@ -375,30 +637,218 @@ impl Entries {
         if budget == 0 {
             return;
         }
-        if let Ok(file) = tempfile::tempfile_in(dir) {
-            self.spill = Some(SpillWriter {
-                out: BufWriter::with_capacity(SPILL_BUFFER_LEN, file),
-                written: 0,
-                budget,
-                offsets: Vec::new(),
-                current: false,
-                stopped: false,
-            });
-        }
+        self.spill = SpillWriter::create(dir, budget);
+        self.spill_dir = Some(dir.to_owned());
     }
 
     /// What was spilled, once every entry was read; `None` without a spill or if it could not be
     /// written out.
     pub(crate) fn take_spill(&mut self) -> Option<Spill> {
-        let writer = self.spill.take()?;
-        if writer.offsets.is_empty() {
-            return None;
-        }
-        let file = writer.out.into_inner().ok()?;
-        Some(Spill {
-            file,
-            offsets: writer.offsets,
+        let runs: Vec<SpillRun> = [
+            self.spill.take().and_then(|w| w.finish(0)),
+            self.tail_spill.take(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!runs.is_empty()).then_some(Spill { runs })
+    }
+
+    /// An iterator over the entries from `start` (an entry start, or a guess at one) to
+    /// `data_end`, for a [`Tail`]: no trailing checksum, no count, offset-delta bases before
+    /// `start` collected instead of checked.
+    fn range(
+        path: &Path,
+        header: PackHeader,
+        limits: Limits,
+        start: u64,
+        data_end: u64,
+    ) -> Result<Entries, PackError> {
+        let mut file = File::open(path).map_err(|e| PackError::io(path, e))?;
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| PackError::io(path, e))?;
+        Ok(Entries {
+            reader: BufReader::with_capacity(SCRATCH_LEN, Source::File(file)),
+            path: path.to_owned(),
+            limits,
+            header,
+            offset: start,
+            file_len: Some(data_end + TRAILER_LEN),
+            growing: None,
+            remaining: u32::MAX,
+            total: 0,
+            hasher: None,
+            crc: crc32fast::Hasher::new(),
+            keep: None,
+            inflate: gix_zlib::Decompress::new(),
+            scratch: vec![0; SCRATCH_LEN],
+            offsets: Vec::new(),
+            trailer: None,
+            error: None,
+            failed: false,
+            spill: None,
+            spill_dir: None,
+            range_start: Some(start),
+            outside_bases: Vec::new(),
+            split_from: u64::MAX,
+            split: Split::Over,
+            adopted: VecDeque::new(),
+            tail_spill: None,
+            taken_over: 0,
         })
+    }
+
+    /// Starts a [`Tail`] once the whole file is there, if enough of it is left.
+    fn maybe_split(&mut self) {
+        if !matches!(self.split, Split::NotYet) {
+            return;
+        }
+        if self.keep.is_some() || self.range_start.is_some() || self.split_from == u64::MAX {
+            self.split = Split::Over;
+            return;
+        }
+        let len = match (self.file_len, &self.growing) {
+            (Some(len), _) => len,
+            (None, Some(growing)) => match growing.finished_len() {
+                Some(len) => len,
+                None => return,
+            },
+            (None, None) => {
+                self.split = Split::Over;
+                return;
+            }
+        };
+        self.split = Split::Over;
+        let data_end = len.saturating_sub(TRAILER_LEN);
+        let left = data_end.saturating_sub(self.offset);
+        if left < self.split_from.max(1) || self.remaining < 2 {
+            return;
+        }
+        // A little short of the middle: this pass also hashes what the tail thread reads.
+        let from = self.offset + left / 20 * 9;
+        let start = Arc::new(AtomicU64::new(SEARCHING));
+        let stop = Arc::new(AtomicBool::new(false));
+        let spill = match (&self.spill, &self.spill_dir) {
+            (Some(writer), Some(dir)) if !writer.stopped => {
+                Some((dir.clone(), writer.budget.saturating_sub(writer.written)))
+            }
+            _ => None,
+        };
+        let (path, header, limits) = (self.path.clone(), self.header, self.limits);
+        let (start_found, stop_seen) = (start.clone(), stop.clone());
+        let spawned = std::thread::Builder::new()
+            .name("pack-tail".into())
+            .spawn(move || {
+                read_tail(
+                    &path,
+                    header,
+                    limits,
+                    from,
+                    data_end,
+                    spill,
+                    &start_found,
+                    &stop_seen,
+                )
+            });
+        if let Ok(handle) = spawned {
+            self.split = Split::Running(Tail {
+                start,
+                stop,
+                from,
+                handle: Some(handle),
+            });
+        }
+    }
+
+    /// At the start of an entry: takes over the [`Tail`]'s entries if it started right here and
+    /// read to the end, returning the first; drops it once this pass is past where it started.
+    fn take_over(&mut self) -> Result<Option<input::Entry>, PackError> {
+        let Split::Running(tail) = &self.split else {
+            return Ok(None);
+        };
+        let here = self.offset;
+        // Every start it may find is past where it looks from.
+        if here < tail.from {
+            return Ok(None);
+        }
+        // Its search is short (cheap checks over at most TAIL_SEARCH_LEN bytes, long done on a
+        // big pack); waiting for it makes the outcome the same every time.
+        let mut start = tail.start.load(Ordering::Acquire);
+        while start == SEARCHING {
+            if tail
+                .handle
+                .as_ref()
+                .is_none_or(std::thread::JoinHandle::is_finished)
+            {
+                start = tail.start.load(Ordering::Acquire);
+                if start == SEARCHING {
+                    start = NOT_FOUND;
+                }
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(100));
+            start = tail.start.load(Ordering::Acquire);
+        }
+        if start != NOT_FOUND && here < start {
+            return Ok(None);
+        }
+        let Split::Running(mut tail) = std::mem::replace(&mut self.split, Split::Over) else {
+            return Ok(None);
+        };
+        if start != here {
+            return Ok(None);
+        }
+        let Some(run) = tail.handle.take().and_then(|h| h.join().ok()).flatten() else {
+            return Ok(None);
+        };
+        let fits = run.entries.len() == self.remaining as usize
+            && run
+                .outside_bases
+                .iter()
+                .all(|base| self.offsets.binary_search(base).is_ok())
+            && self.total.saturating_add(run.total) <= self.limits.max_total_bytes;
+        if !fits {
+            return Ok(None);
+        }
+        self.hash_until(run.end)?;
+        let first = u32::try_from(self.offsets.len()).unwrap_or(u32::MAX);
+        self.offsets
+            .extend(run.entries.iter().map(|entry| entry.pack_offset));
+        self.total += run.total;
+        self.remaining = 0;
+        let trailer = self.finish()?;
+        self.tail_spill = run.spill.map(|spill| SpillRun { first, ..spill });
+        self.taken_over = run.entries.len();
+        let mut entries = VecDeque::from(run.entries);
+        if let Some(last) = entries.back_mut() {
+            last.trailer = Some(trailer);
+        }
+        let first = entries.pop_front();
+        self.adopted = entries;
+        Ok(first)
+    }
+
+    /// Feeds the bytes up to `end` to the trailing checksum without decoding them (a [`Tail`]
+    /// decoded them).
+    fn hash_until(&mut self, end: u64) -> Result<(), PackError> {
+        while self.offset < end {
+            let buf = self
+                .reader
+                .fill_buf()
+                .map_err(|e| into_pack_error(&self.path, e))?;
+            if buf.is_empty() {
+                return Err(PackError::Truncated {
+                    offset: self.offset,
+                });
+            }
+            let n = usize::try_from(end - self.offset).map_or(buf.len(), |n| n.min(buf.len()));
+            if let Some(h) = self.hasher.as_mut() {
+                sha1::Digest::update(h, buf.get(..n).unwrap_or_default());
+            }
+            self.reader.consume(n);
+            self.offset += n as u64;
+        }
+        Ok(())
     }
 
     /// The error that stopped iteration, if any.
@@ -444,6 +894,10 @@ impl Entries {
             return Err(PackError::TimeLimitExceeded {
                 limit: self.limits.max_duration,
             });
+        }
+        self.maybe_split();
+        if let Some(entry) = self.take_over()? {
+            return Ok(entry);
         }
         let offset = self.offset;
         self.crc = crc32fast::Hasher::new();
@@ -539,7 +993,12 @@ impl Entries {
             6 => {
                 let distance = self.ofs_distance(offset)?;
                 let base_offset = offset.checked_sub(distance).unwrap_or(u64::MAX);
-                if distance == 0 || self.offsets.binary_search(&base_offset).is_err() {
+                let outside = self
+                    .range_start
+                    .is_some_and(|start| base_offset < start && base_offset >= HEADER_LEN);
+                if outside {
+                    self.outside_bases.push(base_offset);
+                } else if distance == 0 || self.offsets.binary_search(&base_offset).is_err() {
                     return Err(PackError::BadDeltaBase {
                         offset,
                         base_offset,
@@ -725,6 +1184,9 @@ impl Iterator for Entries {
     type Item = Result<input::Entry, gix_error::Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(entry) = self.adopted.pop_front() {
+            return Some(Ok(entry));
+        }
         if self.remaining == 0 || self.failed {
             return None;
         }
@@ -741,7 +1203,7 @@ impl Iterator for Entries {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let remaining = self.remaining as usize;
+        let remaining = self.remaining as usize + self.adopted.len();
         (remaining, Some(remaining))
     }
 }

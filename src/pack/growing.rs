@@ -101,6 +101,13 @@ impl Growing {
         self.lock().written
     }
 
+    /// The file's length once the writer has finished it; `None` while it may still grow (or
+    /// after a failure). Does not wait.
+    pub(crate) fn finished_len(&self) -> Option<u64> {
+        let state = self.lock();
+        (state.end == End::Finished).then_some(state.written)
+    }
+
     fn end(&self, end: End) {
         let mut state = self.lock();
         if state.end == End::Open {

@@ -50,6 +50,13 @@ pub struct Options {
     /// second time. Entries past the budget are inflated again. The file is gone when indexing
     /// ends; its pages mostly stay in the page cache meanwhile. 0 turns it off. Default 1 GiB.
     pub spill_bytes: u64,
+    /// When the whole pack is on disk (or once a growing one is complete) and at least this many
+    /// bytes of it are still to be read by the first pass, a second thread reads the last half
+    /// meanwhile: it looks for where an entry starts there and reads from it to the end, and the
+    /// first pass takes its entries over if it arrives exactly at that start (otherwise they are
+    /// dropped and the first pass reads on alone). The first pass is the part of indexing that
+    /// cannot otherwise use more than one core. `u64::MAX` turns it off. Default 8 MiB.
+    pub split_from_bytes: u64,
 }
 
 impl Default for Options {
@@ -65,6 +72,7 @@ impl Default for Options {
             parallel_from_bytes: 1 << 20,
             find_cache_bytes: 16 << 20,
             spill_bytes: 1 << 30,
+            split_from_bytes: 8 << 20,
         }
     }
 }

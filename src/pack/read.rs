@@ -202,7 +202,7 @@ thread_local! {
 
 /// Decodes an entry header from its first bytes; `None` if malformed (the pack was verified, so
 /// only a changed file gets here).
-fn parse_header(raw: &[u8]) -> Option<EntryHeader> {
+pub(crate) fn parse_header(raw: &[u8]) -> Option<EntryHeader> {
     let mut bytes = raw.iter().copied();
     let mut byte = bytes.next()?;
     let type_id = (byte >> 4) & 0b111;

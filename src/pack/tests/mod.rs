@@ -10,6 +10,7 @@ mod pread;
 mod real_git;
 mod seeds;
 mod spill;
+mod split;
 mod subset;
 mod threads;
 mod throughput;
