@@ -2,6 +2,8 @@
 //! `pack_stream`: arbitrary bytes as a spooled push pack, indexed with small limits.
 //!
 //! Any input may be refused with a `PackError`; none may panic, hang or allocate past the limits.
+//! Indexing with pass 1's last half on a second thread (`Options::split_from_bytes`) gives the same
+//! ids or the same error.
 //! A pack that is accepted must decode in full, and rebuilding all its objects with `write_subset`
 //! must give a pack that is accepted again with the same ids. A thin pack is retried with a base
 //! lookup that knows two objects (as a mirror would), which exercises the pack rewrite.
@@ -53,7 +55,14 @@ fn run(data: &[u8]) {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("input.pack");
     std::fs::write(&path, data).expect("temp file");
-    match index(&path, &options()) {
+    let split = split_outcome(data, &dir);
+    let whole = index(&path, &options());
+    assert_eq!(
+        split,
+        outcome(&whole),
+        "reading the last half on a second thread changes nothing"
+    );
+    match whole {
         Ok(indexed) => check_accepted(&indexed, &dir),
         Err(PackError::MissingBase { .. }) => {
             if let Ok(indexed) = index_with_bases(&path, &options(), &known_base) {
@@ -62,6 +71,27 @@ fn run(data: &[u8]) {
         }
         Err(_) => {}
     }
+}
+
+/// What indexing gave: the ids, or the error.
+fn outcome(result: &Result<IndexedPack, PackError>) -> Result<Vec<ObjectId>, String> {
+    match result {
+        Ok(indexed) => Ok(indexed.ids().collect()),
+        Err(err) => Err(format!("{err:?}")),
+    }
+}
+
+/// The same input indexed with pass 1 reading the last half on a second thread from the first
+/// entry on, and with nothing spilled: the same outcome whatever the threads did.
+fn split_outcome(data: &[u8], dir: &Path) -> Result<Vec<ObjectId>, String> {
+    let path = dir.join("split.pack");
+    std::fs::write(&path, data).expect("temp file");
+    let split = Options {
+        split_from_bytes: 1,
+        spill_bytes: 0,
+        ..options()
+    };
+    outcome(&index(&path, &split))
 }
 
 /// An accepted pack decodes in full and rebuilds into a pack that is accepted with the same ids.
