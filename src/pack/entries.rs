@@ -357,33 +357,14 @@ pub(crate) fn open(
     let mut hasher = <sha1::Sha1 as sha1::Digest>::new();
     sha1::Digest::update(&mut hasher, raw);
     Ok(Some(Entries {
-        reader,
-        path: path.to_owned(),
-        limits,
-        header,
-        offset: HEADER_LEN,
         file_len,
         growing: growing.cloned(),
         remaining: header.count,
-        total: 0,
         hasher: Some(hasher),
-        crc: crc32fast::Hasher::new(),
         keep: keep_compressed.then(Vec::new),
-        inflate: gix_zlib::Decompress::new(),
-        scratch: vec![0; SCRATCH_LEN],
-        offsets: Vec::new(),
-        trailer: None,
-        error: None,
-        failed: false,
-        spill: None,
-        spill_dir: None,
-        range_start: None,
-        outside_bases: Vec::new(),
         split_from: options.split_from_bytes,
         split: Split::NotYet,
-        adopted: VecDeque::new(),
-        tail_spill: None,
-        taken_over: 0,
+        ..Entries::base(reader, path, limits, header, HEADER_LEN)
     }))
 }
 
@@ -667,13 +648,29 @@ impl Entries {
         let mut file = File::open(path).map_err(|e| PackError::io(path, e))?;
         file.seek(SeekFrom::Start(start))
             .map_err(|e| PackError::io(path, e))?;
+        let reader = BufReader::with_capacity(SCRATCH_LEN, Source::File(file));
         Ok(Entries {
-            reader: BufReader::with_capacity(SCRATCH_LEN, Source::File(file)),
+            file_len: Some(data_end + TRAILER_LEN),
+            range_start: Some(start),
+            ..Entries::base(reader, path, limits, header, start)
+        })
+    }
+
+    /// Reading from `offset`, with no count, trailing checksum, spill or tail thread.
+    fn base(
+        reader: BufReader<Source>,
+        path: &Path,
+        limits: Limits,
+        header: PackHeader,
+        offset: u64,
+    ) -> Entries {
+        Entries {
+            reader,
             path: path.to_owned(),
             limits,
             header,
-            offset: start,
-            file_len: Some(data_end + TRAILER_LEN),
+            offset,
+            file_len: None,
             growing: None,
             remaining: u32::MAX,
             total: 0,
@@ -688,14 +685,14 @@ impl Entries {
             failed: false,
             spill: None,
             spill_dir: None,
-            range_start: Some(start),
+            range_start: None,
             outside_bases: Vec::new(),
             split_from: u64::MAX,
             split: Split::Over,
             adopted: VecDeque::new(),
             tail_spill: None,
             taken_over: 0,
-        })
+        }
     }
 
     /// Starts a [`Tail`] once the whole file is there, if enough of it is left.

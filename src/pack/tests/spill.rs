@@ -59,14 +59,24 @@ fn entry_sizes(path: &Path) -> Vec<u64> {
     sizes
 }
 
-#[test]
-fn every_budget_gives_gits_idx_and_the_same_objects() {
+/// Spooled packs of git's history with offset-deltas, with ref-deltas, and of both kinds (some
+/// ref-deltas against later entries), by file name.
+pub(super) fn delta_packs() -> (tempfile::TempDir, Vec<(&'static str, std::path::PathBuf)>) {
     let (tmp, repo) = history_repo(12, 600);
     let ofs = pack_objects(&repo, "", &["--all", "--delta-base-offset"]);
     let refs = pack_objects(&repo, "", &["--all"]);
     let (mixed, _) = mixed_pack();
-    for (name, bytes) in [("ofs.pack", ofs), ("ref.pack", refs), ("mixed.pack", mixed)] {
-        let path = spool_as(tmp.path(), name, &bytes);
+    let packs = [("ofs.pack", ofs), ("ref.pack", refs), ("mixed.pack", mixed)]
+        .into_iter()
+        .map(|(name, bytes)| (name, spool_as(tmp.path(), name, &bytes)))
+        .collect();
+    (tmp, packs)
+}
+
+#[test]
+fn every_budget_gives_gits_idx_and_the_same_objects() {
+    let (_tmp, packs) = delta_packs();
+    for (name, path) in packs {
         let git = git_idx(&path, "2");
         let sizes = entry_sizes(&path);
         let total: u64 = sizes.iter().sum();

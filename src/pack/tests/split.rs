@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::build::{copy_from_start, delta, RawPack, BLOB};
 use super::growing::refused_packs;
-use super::pread::{git_idx, mixed_pack};
+use super::pread::git_idx;
 use super::{history_repo, pack_objects, spool_as};
 use crate::pack::entries;
 use crate::pack::{index, Options};
@@ -37,12 +37,8 @@ fn pass_one(path: &Path, options: &Options) -> (Vec<String>, usize) {
 
 #[test]
 fn the_tail_read_on_another_thread_gives_the_same_entries_and_idx() {
-    let (tmp, repo) = history_repo(12, 600);
-    let ofs = pack_objects(&repo, "", &["--all", "--delta-base-offset"]);
-    let refs = pack_objects(&repo, "", &["--all"]);
-    let (mixed, _) = mixed_pack();
-    for (name, bytes) in [("ofs.pack", ofs), ("ref.pack", refs), ("mixed.pack", mixed)] {
-        let path = spool_as(tmp.path(), name, &bytes);
+    let (_tmp, packs) = super::spill::delta_packs();
+    for (name, path) in packs {
         let (alone, none) = pass_one(&path, &split(false));
         assert_eq!(none, 0);
         let (halves, taken) = pass_one(&path, &split(true));
