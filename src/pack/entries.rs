@@ -725,9 +725,12 @@ impl Entries {
         let from = self.offset + left / 20 * 9;
         let start = Arc::new(AtomicU64::new(SEARCHING));
         let stop = Arc::new(AtomicBool::new(false));
-        let spill = match (&self.spill, &self.spill_dir) {
+        // What is left of the spill budget is shared: each thread may spill half of it.
+        let spill = match (&mut self.spill, &self.spill_dir) {
             (Some(writer), Some(dir)) if !writer.stopped => {
-                Some((dir.clone(), writer.budget.saturating_sub(writer.written)))
+                let share = writer.budget.saturating_sub(writer.written) / 2;
+                writer.budget = writer.written + share;
+                Some((dir.clone(), share))
             }
             _ => None,
         };
