@@ -147,6 +147,10 @@ struct TailRun {
 
 /// How far past where it starts looking a [`Tail`] searches for an entry start.
 const TAIL_SEARCH_LEN: u64 = 4 << 20;
+/// Most bytes a [`Tail`] inflates while checking candidate starts. Bytes a client chose could
+/// make many positions look like entries that each inflate to a lot; the first pass waits for
+/// the search, so it must stay cheap. Entries larger than this cannot start a tail.
+const TAIL_SEARCH_WORK: u64 = 16 << 20;
 /// [`Tail::start`] while it looks for an entry start.
 const SEARCHING: u64 = u64::MAX;
 /// [`Tail::start`] when it found none (or stopped).
@@ -427,6 +431,7 @@ fn find_entry_start(
 ) -> Option<u64> {
     let file = File::open(path).ok()?;
     let until = from.saturating_add(TAIL_SEARCH_LEN).min(data_end);
+    let mut work = TAIL_SEARCH_WORK;
     let mut window = vec![0u8; SCRATCH_LEN];
     let mut at = from;
     while at < until {
@@ -447,10 +452,14 @@ fn find_entry_start(
             if candidate >= until {
                 return None;
             }
-            if looks_like_entry(buf.get(i..).unwrap_or_default(), candidate)
-                && reads_cleanly(path, header, limits, candidate, data_end)
-            {
-                return Some(candidate);
+            if looks_like_entry(buf.get(i..).unwrap_or_default(), candidate) {
+                match reads_cleanly(path, header, limits, candidate, data_end, work) {
+                    (true, _) => return Some(candidate),
+                    (false, spent) => work = work.saturating_sub(spent),
+                }
+                if work == 0 {
+                    return None;
+                }
             }
         }
         at += last.max(1) as u64;
@@ -479,26 +488,33 @@ fn looks_like_entry(bytes: &[u8], offset: u64) -> bool {
         && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0
 }
 
-/// Whether two whole entries (or one that ends the pack) read cleanly from `start`.
+/// Whether two whole entries (or one that ends the pack), of at most `work` bytes inflated in
+/// all, read cleanly from `start`; and the bytes inflated to find out.
 fn reads_cleanly(
     path: &Path,
     header: PackHeader,
     limits: Limits,
     start: u64,
     data_end: u64,
-) -> bool {
+    work: u64,
+) -> (bool, u64) {
+    let limits = Limits {
+        max_object_bytes: limits.max_object_bytes.min(work),
+        max_total_bytes: limits.max_total_bytes.min(work),
+        ..limits
+    };
     let Ok(mut probe) = Entries::range(path, header, limits, start, data_end) else {
-        return false;
+        return (false, 0);
     };
     for _ in 0..2 {
         if probe.next_entry().is_err() || probe.offset > data_end {
-            return false;
+            return (false, probe.inflated().max(1));
         }
         if probe.offset == data_end {
-            return true;
+            break;
         }
     }
-    true
+    (true, probe.inflated())
 }
 
 /// For a growing file: the error the complete file gets. Once the writer is done (waiting for it at
@@ -826,6 +842,11 @@ impl Entries {
         let first = entries.pop_front();
         self.adopted = entries;
         Ok(first)
+    }
+
+    /// Bytes inflated so far, the entry being read included.
+    fn inflated(&self) -> u64 {
+        self.total.saturating_add(self.inflate.total_out())
     }
 
     /// Feeds the bytes up to `end` to the trailing checksum without decoding them (a [`Tail`]
