@@ -385,12 +385,13 @@ fn read_tail(
     start_found: &AtomicU64,
     stop: &AtomicBool,
 ) -> Option<TailRun> {
-    let found = find_entry_start(path, header, limits, from, data_end, stop).and_then(|start| {
-        Some((
-            start,
-            Entries::range(path, header, limits, start, data_end).ok()?,
-        ))
-    });
+    let found = find_entry_start(path, header, limits, from, data_end, TAIL_SEARCH_WORK, stop)
+        .and_then(|start| {
+            Some((
+                start,
+                Entries::range(path, header, limits, start, data_end).ok()?,
+            ))
+        });
     start_found.store(
         found.as_ref().map_or(NOT_FOUND, |(start, _)| *start),
         Ordering::Release,
@@ -420,18 +421,18 @@ fn read_tail(
 }
 
 /// The first offset from `from` on (within [`TAIL_SEARCH_LEN`]) where two whole entries read
-/// cleanly (or one, ending the pack).
+/// cleanly (or one, ending the pack), inflating at most `work` bytes in all to check candidates.
 fn find_entry_start(
     path: &Path,
     header: PackHeader,
     limits: Limits,
     from: u64,
     data_end: u64,
+    mut work: u64,
     stop: &AtomicBool,
 ) -> Option<u64> {
     let file = File::open(path).ok()?;
     let until = from.saturating_add(TAIL_SEARCH_LEN).min(data_end);
-    let mut work = TAIL_SEARCH_WORK;
     let mut window = vec![0u8; SCRATCH_LEN];
     let mut at = from;
     while at < until {
@@ -465,6 +466,24 @@ fn find_entry_start(
         at += last.max(1) as u64;
     }
     None
+}
+
+/// Where a [`Tail`] looking from `from` in the complete pack at `path` would start, inflating at
+/// most `work` bytes to find out.
+#[cfg(test)]
+pub(crate) fn tail_start(path: &Path, options: &Options, from: u64, work: u64) -> Option<u64> {
+    let entries = open(path, options, Instant::now(), false, None).ok()??;
+    let data_end = entries.file_len?.checked_sub(TRAILER_LEN)?;
+    let stop = AtomicBool::new(false);
+    find_entry_start(
+        path,
+        entries.header,
+        entries.limits,
+        from,
+        data_end,
+        work,
+        &stop,
+    )
 }
 
 /// An entry header (of a full object, or of a delta whose base would start after the pack

@@ -124,3 +124,33 @@ fn errors_are_the_same_when_the_tail_is_read_on_another_thread() {
         }
     }
 }
+
+#[test]
+fn the_search_for_a_tail_start_inflates_at_most_its_budget() {
+    // Ten blobs of 64 KiB of text: each candidate start checked costs inflating up to two.
+    let mut pack = RawPack::default();
+    let offsets: Vec<u64> = (0..10)
+        .map(|i| {
+            let text: Vec<u8> = (0..4000)
+                .flat_map(|j| format!("blob {i} line {j:05}\n").into_bytes())
+                .take(64 << 10)
+                .collect();
+            pack.object(BLOB, &text)
+        })
+        .collect();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let path = spool_as(tmp.path(), "text.pack", &pack.finish());
+    let from = offsets[4] - 3;
+    let options = Options::default();
+    assert_eq!(
+        entries::tail_start(&path, &options, from, 1 << 20),
+        Some(offsets[4]),
+        "with room for two entries, the next entry start is found"
+    );
+    assert_eq!(
+        entries::tail_start(&path, &options, from, 100 << 10),
+        None,
+        "two entries of 64 KiB do not fit in 100 KiB: no start"
+    );
+    assert_eq!(entries::tail_start(&path, &options, from, 1 << 10), None);
+}
