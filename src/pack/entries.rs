@@ -122,7 +122,8 @@ struct Tail {
     start: Arc<AtomicU64>,
     /// Set to make it stop.
     stop: Arc<AtomicBool>,
-    /// Where it started looking: the first pass passing it with no start found gives up on it.
+    /// Where it started looking: every start it may find is past it, and the first pass, once
+    /// there, waits for the search to end.
     from: u64,
     handle: Option<std::thread::JoinHandle<Option<TailRun>>>,
 }
@@ -373,7 +374,8 @@ pub(crate) fn open(
 }
 
 /// Reads entries from `start` (a guess: see [`Tail`]) to `data_end`, the end of the last entry of
-/// the pack at `path`. `None` if anything is wrong or `stop` is set.
+/// the pack at `path`, at most `max_entries` of them (what the pack's count leaves; the list is
+/// memory). `None` if anything is wrong or `stop` is set.
 #[allow(clippy::too_many_arguments)]
 fn read_tail(
     path: &Path,
@@ -381,6 +383,7 @@ fn read_tail(
     limits: Limits,
     from: u64,
     data_end: u64,
+    max_entries: usize,
     spill: Option<(PathBuf, u64)>,
     start_found: &AtomicU64,
     stop: &AtomicBool,
@@ -402,7 +405,7 @@ fn read_tail(
     }
     let mut entries = Vec::new();
     while tail.offset < data_end {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || entries.len() >= max_entries {
             return None;
         }
         entries.push(tail.next_entry().ok()?);
@@ -770,6 +773,7 @@ impl Entries {
             _ => None,
         };
         let (path, header, limits) = (self.path.clone(), self.header, self.limits);
+        let max_entries = self.remaining as usize;
         let (start_found, stop_seen) = (start.clone(), stop.clone());
         let spawned = std::thread::Builder::new()
             .name("pack-tail".into())
@@ -780,6 +784,7 @@ impl Entries {
                     limits,
                     from,
                     data_end,
+                    max_entries,
                     spill,
                     &start_found,
                     &stop_seen,
