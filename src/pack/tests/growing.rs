@@ -116,7 +116,7 @@ fn index_fed(
 
 /// Indexes `bytes` fed in random chunks and as a complete file, and asserts the same outcome: the
 /// same `.idx`, byte for byte, the same visited objects, or the same error.
-fn assert_same_as_index(name: &str, bytes: &[u8], options: &Options, seed: u64) {
+pub(super) fn assert_same_as_index(name: &str, bytes: &[u8], options: &Options, seed: u64) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let path = spool(tmp.path(), bytes);
     let expected_visits = Mutex::new(Vec::new());

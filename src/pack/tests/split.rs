@@ -154,3 +154,22 @@ fn the_search_for_a_tail_start_inflates_at_most_its_budget() {
     );
     assert_eq!(entries::tail_start(&path, &options, from, 1 << 10), None);
 }
+
+/// Whether the tail thread starts depends on when the writer finishes; either way the outcome is the
+/// complete file's.
+#[test]
+fn with_the_split_on_a_pack_read_while_it_is_fed_indexes_as_the_whole_file() {
+    let on = split(true);
+    let (_tmp, packs) = super::spill::delta_packs();
+    for (i, (name, path)) in packs.iter().enumerate() {
+        let bytes = std::fs::read(path).expect("pack");
+        super::growing::assert_same_as_index(name, &bytes, &on, 40 + i as u64);
+    }
+    for (i, (name, bytes, options)) in refused_packs().iter().enumerate() {
+        let options = Options {
+            split_from_bytes: 1,
+            ..options.clone()
+        };
+        super::growing::assert_same_as_index(name, bytes, &options, 200 + i as u64);
+    }
+}
