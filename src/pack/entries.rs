@@ -859,6 +859,11 @@ impl Entries {
         let trailer = self.finish()?;
         self.tail_spill = run.spill.map(|spill| SpillRun { first, ..spill });
         self.taken_over = run.entries.len();
+        tracing::debug!(
+            entries = run.entries.len(),
+            from = here,
+            "pass 1 took over the entries a second thread read"
+        );
         let mut entries = VecDeque::from(run.entries);
         if let Some(last) = entries.back_mut() {
             last.trailer = Some(trailer);
