@@ -8,6 +8,11 @@
 #           random hex) pushed into an empty repository;
 #   own     (not run by default) like small, but each side pushes to its own copy of the
 #           repository, so only the gateway moves the one behind it: its mirror stays warm.
+#   history (not run by default) a real project's history pushed into an empty repository:
+#           BENCH_HISTORY_REPO at BENCH_HISTORY_REV. The findings the gateway's scanner makes
+#           in that history (test keys and the like) are accepted through a baseline written
+#           by `gitgate scan --git`, as a team importing such a repository would: the scanning
+#           work is the same, the push goes through.
 #
 # Usage: benches/push_bench.sh [RUNS]          (default 5 runs of each side, per case)
 # Environment:
@@ -18,6 +23,8 @@
 #   BENCH_BIG_MIB    size of the file of `big` (default 50)
 #   BENCH_DELTA      shape of the `deltas` history: "FILES KIB COMMITS FILES_PER_COMMIT CHANGE_KIB"
 #                    (default "200 64 1200 8 15": about 100 MiB packed, 21600 objects)
+#   BENCH_HISTORY_REPO  the git directory whose history `history` pushes
+#   BENCH_HISTORY_REV   the revision of it pushed (default HEAD), as `main`
 #   BENCH_DIR        reuse this folder (the repositories are generated once and kept there)
 #   BENCH_KEEP=1     keep the temporary folder
 #   BENCH_NGINX_LOG  an nginx access_log argument (e.g. "$PWD/access.log timed": method, path,
@@ -158,6 +165,26 @@ EOF
   git -C "$GEN/deltas.git" repack -q -a -d -f --window=10 --depth=50
   touch "$GEN/deltas.git/bench-done-$DELTA_KEY"
 fi
+# `history`: one revision of a real repository, alone in a repository of its own, packed (its
+# deltas are the source's), with a baseline of what the scanner finds in it.
+if [[ " $CASES " == *" history "* ]]; then
+  [ -n "${BENCH_HISTORY_REPO:-}" ] || { echo "the history case needs BENCH_HISTORY_REPO" >&2; exit 1; }
+  HISTORY_TIP=$(git -C "$BENCH_HISTORY_REPO" rev-parse --verify "${BENCH_HISTORY_REV:-HEAD}^{commit}")
+  if [ ! -f "$GEN/history.git/bench-done-$HISTORY_TIP" ]; then
+    rm -rf "$GEN/history.git"
+    git init -q --bare --initial-branch=main "$GEN/history.git"
+    git -C "$BENCH_HISTORY_REPO" push -q "$GEN/history.git" "$HISTORY_TIP:refs/heads/main"
+    git -C "$GEN/history.git" repack -q -a -d
+    echo "scanning the history for the baseline..." >&2
+    "$GITGATE_BIN" scan --git "$GEN/history.git" --format json >"$GEN/history-baseline.jsonl" || true
+    touch "$GEN/history.git/bench-done-$HISTORY_TIP"
+  fi
+  HISTORY_PACK=$(du -cb "$GEN/history.git"/objects/pack/*.pack | tail -1 | cut -f1)
+  HISTORY_OBJECTS=$(git -C "$GEN/history.git" count-objects -v | awk '/^in-pack/ { print $2 }')
+  echo "history (history): $(git -C "$GEN/history.git" rev-list --count main) commits," \
+    "$HISTORY_OBJECTS objects, pack $((HISTORY_PACK / 1024 / 1024)) MiB," \
+    "$(wc -l <"$GEN/history-baseline.jsonl") findings in the baseline" >&2
+fi
 pack_bytes() { du -cb "$1"/objects/pack/*.pack | tail -1 | cut -f1; }
 BENCH_PACK=$(pack_bytes "$GEN/bench.git")
 DELTA_PACK=$(pack_bytes "$GEN/deltas.git")
@@ -271,6 +298,8 @@ groups = ["agents"]
 EOF
 if [ "${BENCH_SCAN:-}" = off ]; then
   printf '\n[scan]\nenabled = false\n' >>"$GW/gitgate.toml"
+elif [ -n "${HISTORY_TIP:-}" ]; then
+  printf '\n[scan]\nbaseline = "%s"\n' "$GEN/history-baseline.jsonl" >>"$GW/gitgate.toml"
 fi
 (cd "$GW" && UPSTREAM_PW=$UP_PW GITGATE_LOG=${BENCH_LOG:-info} exec setsid "$GITGATE_BIN" \
   serve --config "$GW/gitgate.toml" </dev/null >"$GW/gitgate.log" 2>&1) &
@@ -398,6 +427,15 @@ deltas_check() {
   rm -rf "$ROOT/deltas-$1-$2.git" # keep the disk in check; the gateway's mirror stays
 }
 
+# history: a real project's history, pushed into a new empty repository.
+history_prepare() { new_upstream_repo "history-$1-$2.git"; }
+history_push() { git -C "$GEN/history.git" push -q "$(url "$1" "history-$1-$2.git")" main:refs/heads/main; }
+history_check() {
+  [ "$(git -C "$ROOT/history-$1-$2.git" rev-parse main)" = "$HISTORY_TIP" ] \
+    || { echo "history: upstream main is not the pushed commit" >&2; exit 1; }
+  rm -rf "$ROOT/history-$1-$2.git"
+}
+
 # own: like small, but each side pushes to its own copy of the repository, so nobody else
 # moves the one behind the gateway (its mirror stays warm: the gateway writes its own pushes
 # through to it). Direct pushes go to own-direct.git, gateway pushes to own-gateway.git.
@@ -446,6 +484,9 @@ done
 echo "runs each:            $RUNS (interleaved, medians)"
 echo "repository (small/big): $(awk -v b="$BENCH_PACK" 'BEGIN { printf "%.1f MiB pack", b / 1048576 }'); big file $BIG_MIB MiB"
 echo "history (deltas):     $(awk -v b="$DELTA_PACK" 'BEGIN { printf "%.1f MiB pack", b / 1048576 }'), $DELTA_OBJECTS objects"
+if [ -n "${HISTORY_TIP:-}" ]; then
+  echo "history:              $(awk -v b="$HISTORY_PACK" 'BEGIN { printf "%.1f MiB pack", b / 1048576 }'), $HISTORY_OBJECTS objects ($BENCH_HISTORY_REPO at $HISTORY_TIP)"
+fi
 echo "cold-mirror push:     ${COLD} s (first push through the gateway, not in the medians)"
 echo "secret scanning:      ${BENCH_SCAN:-on (default)}"
 echo "upstream filters:     ${BENCH_FILTER:-on} (uploadpack.allowFilter)"

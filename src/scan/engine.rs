@@ -28,12 +28,28 @@ pub struct Scanner {
     triggers: Vec<Trigger>,
     /// Detectors without keywords: their regex runs over the whole blob.
     always: Vec<u16>,
-    /// The keywords of detectors that look farther than [`REGION_CONTEXT`] from their keyword
-    /// (multi-line blocks such as PEM keys): a blob holding one is scanned whole by
-    /// [`Scanner::scan_regions`].
-    far_keywords: Option<AhoCorasick>,
-    /// Lines of context [`Scanner::scan_regions`] adds around a changed place: the most any
-    /// detector's window or pair rule spans.
+    /// Per detector: whether a keyword hit of it depends on its own line only (a `Line`
+    /// window and no pair rule reaching other lines). [`Scanner::scan_regions`] looks for
+    /// these keywords on the lines next to a change only.
+    one_line: Vec<bool>,
+    /// The keywords of the detectors that look at several lines (`Lines` windows, pair
+    /// rules), with their triggers: [`Scanner::scan_regions`] looks for them within
+    /// `context_lines` lines of a change.
+    multi_line: Option<(AhoCorasick, Vec<Trigger>)>,
+    /// The longest keyword, in bytes: regions are widened by it so that a keyword across
+    /// their edge is found.
+    max_keyword: usize,
+    /// [`Scanner::scan_regions`] scans whole blobs: detectors without keywords, or keywords
+    /// holding a newline, are loaded.
+    whole_only: bool,
+    /// The keywords of detectors whose window is a block after the keyword (`After`: PEM
+    /// keys), which a change any distance away may reach: a blob holding one is scanned whole by
+    /// [`Scanner::scan_regions`]. Keywords with a capital letter only trigger on their exact
+    /// bytes, so they are searched case-sensitively (a far faster search); the others ignoring
+    /// case, as the keyword pass does.
+    far_keywords: Vec<AhoCorasick>,
+    /// Lines of context [`Scanner::scan_regions`] adds around a change for the multi-line
+    /// detectors: the most any one's window and pair rule span together, plus one.
     context_lines: usize,
     allow: Allow,
 }
@@ -151,9 +167,12 @@ impl Scanner {
             return Err(BuildError::TooMany(detectors.len()));
         }
         let mut compiled = Vec::with_capacity(detectors.len());
-        let mut patterns: Vec<&str> = Vec::new();
-        let mut triggers: Vec<Trigger> = Vec::new();
+        let (mut patterns, mut triggers): (Vec<&str>, Vec<Trigger>) = (Vec::new(), Vec::new());
+        let (mut multi, mut multi_triggers): (Vec<&str>, Vec<Trigger>) = (Vec::new(), Vec::new());
         let mut always = Vec::new();
+        let mut one_line = Vec::with_capacity(detectors.len());
+        let mut far: Vec<&str> = Vec::new();
+        let mut context_lines = 1usize;
         let builtin: std::collections::HashSet<(&str, &str)> = super::detectors::all()
             .iter()
             .map(|d| (d.id, d.pattern))
@@ -165,57 +184,69 @@ impl Scanner {
                 always.push(index);
             }
             for &kw in d.keywords {
-                match patterns.iter().position(|p| *p == kw) {
-                    Some(at) => triggers[at].detectors.push(index),
-                    None => {
-                        patterns.push(kw);
-                        let exact = kw
-                            .bytes()
-                            .any(|b| b.is_ascii_uppercase())
-                            .then(|| kw.as_bytes().to_vec());
-                        triggers.push(Trigger {
-                            exact,
-                            detectors: vec![index],
-                        });
+                add_trigger(&mut patterns, &mut triggers, kw, index);
+            }
+            let near_lines = d
+                .filters
+                .iter()
+                .filter_map(|f| match f {
+                    Filter::Near { lines, .. } => Some(usize::from(*lines)),
+                    _ => None,
+                })
+                .max();
+            let single = matches!(d.window, Window::Line) && near_lines.unwrap_or(0) == 0;
+            one_line.push(single);
+            match d.window {
+                // A block after its header (a PEM key) may be any distance from a change: a blob
+                // holding the keyword is scanned whole.
+                Window::After(_) => far.extend(d.keywords),
+                _ if single => {}
+                window => {
+                    let window_lines = match window {
+                        Window::Lines(n) => usize::from(n),
+                        _ => 0,
+                    };
+                    context_lines = context_lines.max(window_lines + near_lines.unwrap_or(0) + 1);
+                    for &kw in d.keywords {
+                        add_trigger(&mut multi, &mut multi_triggers, kw, index);
                     }
                 }
             }
         }
-        let mut far: Vec<&str> = Vec::new();
-        let mut context_lines = 1usize;
-        for d in &detectors {
-            match d.window {
-                Window::After(n) if n as usize > REGION_CONTEXT => far.extend(d.keywords),
-                Window::Lines(n) => context_lines = context_lines.max(usize::from(n) + 1),
-                _ => {}
-            }
-            for f in d.filters {
-                if let Filter::Near { lines, .. } = f {
-                    context_lines = context_lines.max(usize::from(*lines) + 1);
-                }
+        let max_keyword = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        // Regions are whole lines: a keyword across lines would be missed at their edges.
+        let whole_only = !always.is_empty() || patterns.iter().any(|p| p.contains('\n'));
+        let (exact, folded): (Vec<&str>, Vec<&str>) = far
+            .into_iter()
+            .partition(|k| k.bytes().any(|b| b.is_ascii_uppercase()));
+        let mut far_keywords = Vec::new();
+        for (keywords, fold) in [(exact, false), (folded, true)] {
+            if !keywords.is_empty() {
+                far_keywords.push(
+                    AhoCorasick::builder()
+                        .ascii_case_insensitive(fold)
+                        .build(&keywords)
+                        .map_err(|e| BuildError::Keywords(e.to_string()))?,
+                );
             }
         }
-        let far_keywords = if far.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .build(&far)
-                    .map_err(|e| BuildError::Keywords(e.to_string()))?,
-            )
+        let automaton = |patterns: &[&str]| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(patterns)
+                .map_err(|e| BuildError::Keywords(e.to_string()))
         };
         let keywords = if patterns.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&patterns)
-                    .map_err(|e| BuildError::Keywords(e.to_string()))?,
-            )
+            Some(automaton(&patterns)?)
+        };
+        let multi_line = if multi.is_empty() {
+            None
+        } else {
+            Some((automaton(&multi)?, multi_triggers))
         };
         Ok(Scanner {
             options,
@@ -224,6 +255,10 @@ impl Scanner {
             keywords,
             triggers,
             always,
+            one_line,
+            multi_line,
+            max_keyword,
+            whole_only,
             far_keywords,
             context_lines,
             allow,
@@ -293,7 +328,22 @@ impl Scanner {
                 skipped: Some(SkipReason::Binary),
             };
         }
-        let candidates = self.candidates(data);
+        let mut hits = Vec::new();
+        if let Some(ac) = &self.keywords {
+            keyword_hits(
+                ac,
+                &self.triggers,
+                data,
+                std::slice::from_ref(&(0..data.len())),
+                |_| true,
+                &mut hits,
+            );
+        }
+        let mut candidates = Vec::new();
+        for &d in &self.always {
+            self.run(d, data, 0..data.len(), &mut candidates);
+        }
+        self.candidates(data, hits, &mut candidates);
         Outcome {
             findings: self.findings(path, data, candidates),
             skipped: None,
@@ -301,25 +351,30 @@ impl Scanner {
     }
 
     /// Scans only around `changed` (byte ranges of `data`; empty ranges are places), e.g. what
-    /// a delta changed in a blob whose base was scanned: each range is widened by
-    /// [`REGION_CONTEXT`] bytes, then to whole lines, then by as many lines as any detector's
-    /// window or pair rule spans, and only those stretches are searched. The findings, their
-    /// lines and columns, and the skip decisions are those [`Scanner::scan`] gives for the
-    /// whole blob, for every secret that touches a changed range. A blob is scanned whole when
-    /// the stretches cover most of it, when it holds the keyword of a detector that looks
-    /// farther than the context (a PEM block), or when detectors without keywords are loaded.
+    /// a delta changed in a blob whose base was scanned. The findings, their lines and columns,
+    /// and the skip decisions are those [`Scanner::scan`] gives for the whole blob, for every
+    /// secret whose detector looked at a changed byte or place: keywords are looked for only
+    /// where a change can reach what their detector looks at, then each hit is handled as in a
+    /// whole scan (same window, pair rule and inline marker, over the whole blob).
+    ///
+    /// - The keywords of one-line detectors are looked for on the lines holding a change and
+    ///   one line on each side (at most [`ONE_LINE_REACH`] bytes away on long lines);
+    /// - the keywords of multi-line detectors within as many lines as their windows and pair
+    ///   rules span (at most [`MULTI_LINE_REACH`] bytes away);
+    /// - a blob holding the keyword of a block detector (a PEM key: its window may be anywhere
+    ///   after the header), or scanned by detectors without keywords, or where the lines to
+    ///   search make half of it, is scanned whole.
     pub fn scan_regions(&self, path: &str, data: &[u8], changed: &[Range<usize>]) -> Outcome {
         let whole = data.len() as u64 > self.options.max_blob_bytes
-            || !self.always.is_empty()
-            || self
-                .far_keywords
-                .as_ref()
-                .is_some_and(|far| far.is_match(data));
+            || self.whole_only
+            || self.far_keywords.iter().any(|far| far.is_match(data));
         if whole {
             return self.scan(path, data);
         }
-        let regions = widen(data, changed, self.context_lines);
-        let covered: usize = regions.iter().map(ExactSizeIterator::len).sum();
+        let mut sorted = changed.to_vec();
+        sorted.sort_unstable_by_key(|r| r.start);
+        let near = line_regions(data, &sorted, 1, ONE_LINE_REACH, self.max_keyword);
+        let covered: usize = near.iter().map(ExactSizeIterator::len).sum();
         if covered >= data.len() / 2 {
             return self.scan(path, data);
         }
@@ -331,14 +386,39 @@ impl Scanner {
             };
         }
         let mut candidates = Vec::new();
-        for region in regions {
-            let Some(slice) = data.get(region.clone()) else {
-                continue;
-            };
-            candidates.extend(self.candidates(slice).into_iter().map(|mut c| {
-                c.value = c.value.start + region.start..c.value.end + region.start;
-                c
-            }));
+        let mut near = near;
+        if let Some((ac, triggers)) = &self.multi_line {
+            let around = line_regions(
+                data,
+                &sorted,
+                self.context_lines,
+                MULTI_LINE_REACH,
+                self.max_keyword,
+            );
+            let mut hits = Vec::new();
+            keyword_hits(ac, triggers, data, &around, |_| true, &mut hits);
+            self.candidates(data, hits, &mut candidates);
+            // A value found there may overlap one of a one-line detector that comes first
+            // (and wins, in a whole scan): its lines are searched too.
+            if !candidates.is_empty() {
+                let mut values: Vec<Range<usize>> =
+                    candidates.iter().map(|c| c.value.clone()).collect();
+                values.sort_unstable_by_key(|r| r.start);
+                near.extend(line_regions(
+                    data,
+                    &values,
+                    0,
+                    ONE_LINE_REACH,
+                    self.max_keyword,
+                ));
+                near = merge(near);
+            }
+        }
+        if let Some(ac) = &self.keywords {
+            let one_line = |d: u16| self.one_line.get(usize::from(d)) == Some(&true);
+            let mut hits = Vec::new();
+            keyword_hits(ac, &self.triggers, data, &near, one_line, &mut hits);
+            self.candidates(data, hits, &mut candidates);
         }
         Outcome {
             findings: self.findings(path, data, candidates),
@@ -346,30 +426,16 @@ impl Scanner {
         }
     }
 
-    /// Keyword pass, windows, regexes and filters.
-    fn candidates(&self, data: &[u8]) -> Vec<Candidate> {
-        let mut hits: Vec<(u16, usize, usize)> = Vec::new();
-        if let Some(ac) = &self.keywords {
-            for m in ac.find_overlapping_iter(data) {
-                let Some(trigger) = self.triggers.get(m.pattern().as_usize()) else {
-                    continue;
-                };
-                if let Some(exact) = &trigger.exact {
-                    if data.get(m.range()) != Some(exact.as_slice()) {
-                        continue;
-                    }
-                }
-                for &d in &trigger.detectors {
-                    hits.push((d, m.start(), m.end()));
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for &d in &self.always {
-            self.run(d, data, 0..data.len(), &mut out);
-        }
+    /// Each keyword hit's detector run on the hit's window (windows of one detector that
+    /// overlap are merged): what passes its filters is added to `out`.
+    fn candidates(
+        &self,
+        data: &[u8],
+        mut hits: Vec<(u16, usize, usize)>,
+        out: &mut Vec<Candidate>,
+    ) {
         if hits.is_empty() {
-            return out;
+            return;
         }
         hits.sort_unstable();
         let mut current: Option<(u16, Range<usize>)> = None;
@@ -384,16 +450,15 @@ impl Scanner {
                 }
                 _ => {
                     if let Some((cd, range)) = current.take() {
-                        self.run(cd, data, range, &mut out);
+                        self.run(cd, data, range, out);
                     }
                     current = Some((d, window));
                 }
             }
         }
         if let Some((cd, range)) = current {
-            self.run(cd, data, range, &mut out);
+            self.run(cd, data, range, out);
         }
-        out
     }
 
     /// Runs detector `d` on `data[range]`.
@@ -486,30 +551,152 @@ impl Scanner {
     }
 }
 
-/// Bytes of context [`Scanner::scan_regions`] adds on each side of a changed place before
-/// widening to lines: as far as a detector's window reaches from its keyword (`Line`: 1 KiB,
-/// `Lines`: 4 KiB); detectors reaching farther make the blob be scanned whole.
-pub const REGION_CONTEXT: usize = 4 * 1024;
+/// How far from a change [`Scanner::scan_regions`] looks for the keywords of one-line
+/// detectors on a long line: their window reaches 256 bytes before the keyword and 1 KiB after
+/// it, the inline marker check 4 KiB around the value; and a keyword of another detector whose
+/// value overlaps that one is found too.
+pub const ONE_LINE_REACH: usize = 8 << 10;
 
-/// `changed` widened by [`REGION_CONTEXT`] bytes, to whole lines, then by `lines` more lines
-/// on each side; sorted and merged.
-fn widen(data: &[u8], changed: &[Range<usize>], lines: usize) -> Vec<Range<usize>> {
-    let mut sorted: Vec<&Range<usize>> = changed.iter().collect();
-    sorted.sort_by_key(|r| r.start);
-    let mut out: Vec<Range<usize>> = Vec::with_capacity(sorted.len());
-    for r in sorted {
-        let mut start = r.start.min(data.len()).saturating_sub(REGION_CONTEXT);
-        let mut end = r.end.saturating_add(REGION_CONTEXT).min(data.len());
-        for _ in 0..=lines {
-            // The start of the line holding `start - 1` (the line before, after the first).
-            start = memchr::memrchr(
-                b'\n',
-                data.get(..start.saturating_sub(1)).unwrap_or_default(),
-            )
-            .map_or(0, |i| i + 1);
-            end = memchr::memchr(b'\n', data.get(end..).unwrap_or_default())
-                .map_or(data.len(), |i| end + i + 1);
+/// The same for multi-line detectors: their windows reach 4 KiB from the keyword, their pair
+/// rules and the inline marker check 4 KiB from the value.
+pub const MULTI_LINE_REACH: usize = 10 << 10;
+
+/// `ranges` sorted and merged where they overlap or touch.
+fn merge(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    ranges.sort_unstable_by_key(|r| r.start);
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
         }
+    }
+    out
+}
+
+/// Adds keyword `kw` of detector `index` to `patterns` (once) and its trigger.
+fn add_trigger<'a>(
+    patterns: &mut Vec<&'a str>,
+    triggers: &mut Vec<Trigger>,
+    kw: &'a str,
+    index: u16,
+) {
+    match patterns.iter().position(|p| *p == kw) {
+        Some(at) => {
+            if let Some(t) = triggers.get_mut(at) {
+                t.detectors.push(index);
+            }
+        }
+        None => {
+            patterns.push(kw);
+            let exact = kw
+                .bytes()
+                .any(|b| b.is_ascii_uppercase())
+                .then(|| kw.as_bytes().to_vec());
+            triggers.push(Trigger {
+                exact,
+                detectors: vec![index],
+            });
+        }
+    }
+}
+
+/// The hits of `ac` within each of `ranges` of `data` (positions in `data`), for the detectors
+/// of `triggers` that `keep` accepts, as `(detector, start, end)`.
+fn keyword_hits(
+    ac: &AhoCorasick,
+    triggers: &[Trigger],
+    data: &[u8],
+    ranges: &[Range<usize>],
+    keep: impl Fn(u16) -> bool,
+    hits: &mut Vec<(u16, usize, usize)>,
+) {
+    for range in ranges {
+        if range.start >= range.end || range.end > data.len() {
+            continue;
+        }
+        let input = aho_corasick::Input::new(data).span(range.clone());
+        for m in ac.find_overlapping_iter(input) {
+            let Some(trigger) = triggers.get(m.pattern().as_usize()) else {
+                continue;
+            };
+            if let Some(exact) = &trigger.exact {
+                if data.get(m.range()) != Some(exact.as_slice()) {
+                    continue;
+                }
+            }
+            for &d in &trigger.detectors {
+                if keep(d) {
+                    hits.push((d, m.start(), m.end()));
+                }
+            }
+        }
+    }
+}
+
+/// `changed` (sorted by start) widened to the lines holding each change, plus `lines` lines on
+/// each side, but not more than `reach` bytes (then by `pad` more, so that a keyword across
+/// that cut is found); merged.
+fn line_regions(
+    data: &[u8],
+    changed: &[Range<usize>],
+    lines: usize,
+    reach: usize,
+    pad: usize,
+) -> Vec<Range<usize>> {
+    let len = data.len();
+    let mut out: Vec<Range<usize>> = Vec::new();
+    // The change the last region's end was computed from, and whether it was cut at `reach`.
+    let mut last_change_end = 0usize;
+    let mut last_cut = true;
+    for r in changed {
+        let s = r.start.min(len);
+        let e = r.end.clamp(s, len);
+        // A change on the same line as the one before, inside its region: nothing new.
+        if let Some(last) = out.last() {
+            if !last_cut
+                && e >= last_change_end
+                && e < last.end
+                && memchr::memchr(b'\n', data.get(last_change_end..e).unwrap_or_default()).is_none()
+            {
+                continue;
+            }
+        }
+        let hi = e.saturating_add(reach).min(len);
+        let mut end = e;
+        for _ in 0..=lines {
+            if end >= hi {
+                break;
+            }
+            // Past the newline ending the line holding `end`.
+            end = memchr::memchr(b'\n', data.get(end..hi).unwrap_or_default())
+                .map_or(hi, |i| end + i + 1);
+        }
+        last_cut = end >= hi && hi < len;
+        last_change_end = e;
+        // A keyword across the edge of a line cut short: widened so that it is found.
+        let end = if last_cut { (end + pad).min(len) } else { end };
+        if let Some(last) = out.last_mut() {
+            if s <= last.end {
+                last.end = last.end.max(end);
+                continue;
+            }
+        }
+        let lo = s.saturating_sub(reach);
+        let mut start = s;
+        for _ in 0..=lines {
+            if start <= lo {
+                break;
+            }
+            // The start of the line holding `start - 1`.
+            start = memchr::memrchr(b'\n', data.get(lo..start - 1).unwrap_or_default())
+                .map_or(lo, |i| lo + i + 1);
+        }
+        let start = if start <= lo {
+            start.saturating_sub(pad)
+        } else {
+            start
+        };
         match out.last_mut() {
             Some(last) if start <= last.end => last.end = last.end.max(end),
             _ => out.push(start..end),

@@ -32,7 +32,7 @@ use std::fmt;
 
 pub use allow::Allow;
 pub use detector::{Checksum, Detector, Examples, Filter, Window};
-pub use engine::{BuildError, Scanner, REGION_CONTEXT};
+pub use engine::{BuildError, Scanner, MULTI_LINE_REACH, ONE_LINE_REACH};
 pub use finding::fingerprint;
 
 /// Knobs of a [`Scanner`].

@@ -423,4 +423,52 @@ mod tests {
         assert!(whole.len() >= 8, "versions with a secret: {}", whole.len());
         assert_eq!(scan.findings, whole);
     }
+
+    /// Secret-scanning cost while indexing a real pack (ignored: needs one). Run with
+    /// `GITGATE_SCAN_BENCH_PACK=<a .pack file> cargo test --release --lib -- --ignored
+    /// scan_while_indexing_throughput --nocapture`: indexes the pack without scanning, then
+    /// scanning as a push does (around delta changes), then scanning every blob whole.
+    #[test]
+    #[ignore = "needs a pack: GITGATE_SCAN_BENCH_PACK"]
+    fn scan_while_indexing_throughput() {
+        let Some(pack) = std::env::var_os("GITGATE_SCAN_BENCH_PACK") else {
+            panic!("set GITGATE_SCAN_BENCH_PACK to a .pack file");
+        };
+        let pack = std::path::PathBuf::from(pack);
+        let len = std::fs::metadata(&pack).expect("pack").len();
+        let growing = crate::pack::Growing::new();
+        growing.advance(len);
+        growing.finish();
+        let scanner = Arc::new(Scanner::new(Options::default()));
+        scanner.compile_all();
+        let run = |mode: &str| {
+            let blobs = BlobScanner::new(scanner.clone());
+            let started = std::time::Instant::now();
+            let indexed = crate::pack::index_growing_with_deltas(
+                &pack,
+                &growing,
+                &Default::default(),
+                |id, kind, data, delta| match mode {
+                    "regions" => blobs.object(id, kind, data, delta),
+                    "whole" => blobs.object(id, kind, data, None),
+                    _ => Ok::<(), PackError>(()),
+                },
+            )
+            .expect("indexes");
+            let finishing = std::time::Instant::now();
+            let scan = blobs.finish(&indexed).expect("finishes");
+            println!(
+                "{mode:>8}: {:.2} s ({:.2} s finishing), {} objects, {} blobs with findings",
+                started.elapsed().as_secs_f64(),
+                finishing.elapsed().as_secs_f64(),
+                indexed.len(),
+                scan.findings.len()
+            );
+        };
+        let modes = std::env::var("GITGATE_SCAN_BENCH_MODES")
+            .unwrap_or_else(|_| "none regions whole".into());
+        for mode in modes.split_whitespace() {
+            run(mode);
+        }
+    }
 }

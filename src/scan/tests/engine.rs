@@ -225,19 +225,24 @@ fn scanning_around_changes_finds_what_a_whole_scan_finds_there() {
     let (text, at) = text_with(3000, 1500, &secret);
     let whole = scanner().scan("a.rs", text.as_bytes());
     assert_eq!(whole.findings.len(), 1);
-    // A change on the secret's line, a few lines before it, or a deletion point inside it.
-    for changed in [at + 3..at + 4, at - 200..at - 100, at + 10..at + 10] {
+    // A change on the secret's line, a deletion point inside it, the line before it replaced
+    // up to its newline, or a place at its start.
+    let before = text[..at - 1].rfind('\n').expect("a line before") + 1;
+    for changed in [at + 3..at + 4, at + 10..at + 10, before..at, at..at] {
         let around =
             scanner().scan_regions("a.rs", text.as_bytes(), std::slice::from_ref(&changed));
         assert_eq!(around, whole, "{changed:?}");
     }
-    // Changes far away only: the secret is not looked at (it was in the base, scanned then).
-    let far = [0..10, text.len() - 5..text.len()];
+    // Changes a few lines away (no one-line detector looks there) or far away: the secret is
+    // not looked at (it was in the base, scanned then).
+    let few_lines = text[..before - 1].rfind('\n').expect("lines before") - 10;
+    let far = [0..10, few_lines..few_lines + 5, text.len() - 5..text.len()];
     let around = scanner().scan_regions("a.rs", text.as_bytes(), &far);
     assert!(around.findings.is_empty());
     assert_eq!(around.skipped, None);
-    // Changes all over: the blob is scanned whole.
-    let everywhere: Vec<_> = (0..text.len()).step_by(4000).map(|i| i..i + 1).collect();
+    // Changes every few lines: the lines around them make most of the blob, which is scanned
+    // whole.
+    let everywhere: Vec<_> = (0..text.len()).step_by(150).map(|i| i..i + 1).collect();
     assert_eq!(
         scanner().scan_regions("a.rs", text.as_bytes(), &everywhere),
         whole
@@ -255,7 +260,21 @@ fn scanning_around_changes_keeps_pairs_blocks_and_skips() {
     assert!(whole.contains(&"aws-secret-access-key"), "{whole:?}");
     let line3 = at + pair.rfind("aws_secret").expect("line");
     let around = scanner().scan_regions("c.py", text.as_bytes(), &[line3 + 30..line3 + 31]);
-    assert_eq!(around, scanner().scan("c.py", text.as_bytes()));
+    let whole = scanner().scan("c.py", text.as_bytes());
+    let secret_key = |o: &crate::scan::Outcome| {
+        o.findings
+            .iter()
+            .filter(|f| f.detector == "aws-secret-access-key")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(secret_key(&around).len(), 1);
+    assert_eq!(secret_key(&around), secret_key(&whole));
+    // The key id's line did not change: it was in the base, scanned then.
+    assert!(around
+        .findings
+        .iter()
+        .all(|f| f.detector != "aws-access-key-id"));
 
     // A PEM block reaches farther than the context: a change deep inside it finds the key.
     let body: String = (0..200)
@@ -288,4 +307,88 @@ fn scanning_around_changes_keeps_pairs_blocks_and_skips() {
         small.scan_regions("big", &binary, &[1..2]).skipped,
         Some(SkipReason::TooLarge { .. })
     ));
+}
+
+/// Every detector's examples among ordinary lines, scanned around changes made at random near
+/// them: nothing is reported that a whole scan does not report, and every finding of the whole
+/// scan on a line that a change touches is reported.
+#[test]
+fn scanning_around_random_changes_agrees_with_whole_scans() {
+    use rand::{Rng, SeedableRng};
+    let scanner = scanner();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut checked = 0;
+    for (n, d) in crate::scan::detectors::all().iter().enumerate() {
+        for (k, template) in d.examples.positive.iter().enumerate() {
+            let example = expand(template, (n * 16 + k) as u64);
+            let (text, at) = text_with(200, 100, &format!("{example}\n"));
+            let whole = scanner.scan("x.txt", text.as_bytes());
+            let line_span = |line: u32| {
+                let start = text
+                    .match_indices('\n')
+                    .nth(line as usize - 2)
+                    .map_or(0, |(i, _)| i + 1);
+                start..text[start..].find('\n').map_or(text.len(), |i| start + i)
+            };
+            let near = at.saturating_sub(400)..(at + example.len() + 400).min(text.len());
+            for _ in 0..20 {
+                let changes: Vec<std::ops::Range<usize>> = (0..rng.random_range(1..4))
+                    .map(|_| {
+                        let s = rng.random_range(near.clone());
+                        s..(s + rng.random_range(0..30)).min(text.len())
+                    })
+                    .collect();
+                let around = scanner.scan_regions("x.txt", text.as_bytes(), &changes);
+                assert_eq!(around.skipped, whole.skipped, "{}", d.id);
+                for f in &around.findings {
+                    assert!(whole.findings.contains(f), "{}: {f:?} {changes:?}", d.id);
+                }
+                for f in &whole.findings {
+                    let line = line_span(f.line);
+                    if changes
+                        .iter()
+                        .any(|c| c.start <= line.end && c.end >= line.start)
+                    {
+                        assert!(around.findings.contains(f), "{}: {f:?} {changes:?}", d.id);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 500, "findings checked: {checked}");
+}
+
+/// The same on one long line (minified code): changes within a few bytes of an example find
+/// what a whole scan finds, though the lines around them are cut to a few KiB.
+#[test]
+fn scanning_around_changes_on_a_long_line_agrees_with_whole_scans() {
+    use rand::{Rng, SeedableRng};
+    let scanner = scanner();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let mut checked = 0;
+    for (n, d) in crate::scan::detectors::all().iter().enumerate() {
+        for (k, template) in d.examples.positive.iter().enumerate() {
+            let example = expand(template, (n * 16 + k) as u64);
+            if example.contains('\n') {
+                continue;
+            }
+            let text = format!(
+                "{}{example};{}\n",
+                "var a=1;".repeat(3000),
+                "b=2;".repeat(6000)
+            );
+            let at = 8 * 3000;
+            let whole = scanner.scan("x.js", text.as_bytes());
+            for _ in 0..10 {
+                let s = rng.random_range(at..at + example.len());
+                let change = s..s + rng.random_range(0..10);
+                let changes = std::slice::from_ref(&change);
+                let around = scanner.scan_regions("x.js", text.as_bytes(), changes);
+                assert_eq!(around, whole, "{}: {changes:?}", d.id);
+                checked += whole.findings.len();
+            }
+        }
+    }
+    assert!(checked > 300, "findings checked: {checked}");
 }
