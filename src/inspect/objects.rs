@@ -102,7 +102,11 @@ pub(crate) struct Objects {
     /// What the upstream has: its kind, or `None` if it lacks the object.
     kinds: HashMap<ObjectId, Option<Kind>>,
     commits: HashMap<ObjectId, Option<Arc<CommitNode>>>,
+    /// Trees read from the pack or the history, in two generations: new ones go to `trees`;
+    /// when that holds half of [`Limits::tree_cache_bytes`] it becomes `old_trees` (a tree
+    /// found there moves back), and the previous old ones are dropped.
     trees: HashMap<ObjectId, Arc<[u8]>>,
+    old_trees: HashMap<ObjectId, Arc<[u8]>>,
     tree_bytes: usize,
     buf: Vec<u8>,
 }
@@ -136,6 +140,7 @@ impl Objects {
             kinds: HashMap::new(),
             commits: HashMap::new(),
             trees: HashMap::new(),
+            old_trees: HashMap::new(),
             tree_bytes: 0,
             buf: Vec::new(),
         }
@@ -156,6 +161,7 @@ impl Objects {
         self.facts = facts;
         self.commits.clear();
         self.trees.clear();
+        self.old_trees.clear();
         self.tree_bytes = 0;
     }
 
@@ -252,6 +258,10 @@ impl Objects {
         if let Some(tree) = self.facts.trees.get(id).or_else(|| self.trees.get(id)) {
             return Ok(tree.clone());
         }
+        if let Some(tree) = self.old_trees.remove(id) {
+            self.keep_tree(*id, tree.clone());
+            return Ok(tree);
+        }
         let kind = if self.pack_blob(id) {
             Some(Kind::Blob)
         } else {
@@ -271,13 +281,17 @@ impl Objects {
             None => return Err(InspectError::MissingObject { id: id.to_string() }),
         }
         let tree: Arc<[u8]> = Arc::from(self.buf.as_slice());
-        if self.tree_bytes.saturating_add(tree.len()) > self.limits.tree_cache_bytes {
-            self.trees.clear();
+        self.keep_tree(*id, tree.clone());
+        Ok(tree)
+    }
+
+    fn keep_tree(&mut self, id: ObjectId, tree: Arc<[u8]>) {
+        self.tree_bytes += tree.len();
+        self.trees.insert(id, tree);
+        if self.tree_bytes > self.limits.tree_cache_bytes / 2 {
+            self.old_trees = std::mem::take(&mut self.trees);
             self.tree_bytes = 0;
         }
-        self.tree_bytes += tree.len();
-        self.trees.insert(*id, tree.clone());
-        Ok(tree)
     }
 
     /// Follows annotated tags from `id` to the object they finally name: that object and its

@@ -1014,3 +1014,58 @@ async fn deep_trees_up_to_the_limit() {
         .expect_err("too deep");
     assert!(matches!(err, InspectError::Malformed { .. }), "{err}");
 }
+
+/// Inspection cost on a real history (ignored: needs one). Run with
+/// `GITGATE_INSPECT_BENCH_REPO=<bare repository with one pack> cargo test --release --lib --
+/// --ignored inspect_history_throughput --nocapture`: the commits `main` introduces into an
+/// empty upstream, and what each of them changes.
+#[test]
+#[ignore = "needs a repository: GITGATE_INSPECT_BENCH_REPO"]
+fn inspect_history_throughput() {
+    let Some(repo) = std::env::var_os("GITGATE_INSPECT_BENCH_REPO") else {
+        panic!("set GITGATE_INSPECT_BENCH_REPO to a bare repository with one pack");
+    };
+    let repo = std::path::PathBuf::from(repo);
+    let pack = std::fs::read_dir(repo.join("objects/pack"))
+        .expect("objects/pack")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "pack"))
+        .expect("a pack");
+    let tip = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&repo)
+        .args(["rev-parse", "main"])
+        .output()
+        .expect("git rev-parse");
+    let tip = id(String::from_utf8_lossy(&tip.stdout).trim());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let work = tmp.path().join("push.pack");
+    std::fs::copy(&pack, &work).expect("copy");
+    let started = std::time::Instant::now();
+    let indexed = Arc::new(crate::pack::index(&work, &Default::default()).expect("indexes"));
+    let facts = PackFacts::collect(&indexed).expect("facts");
+    println!("index + facts: {:.2} s", started.elapsed().as_secs_f64());
+    let empty = tmp.path().join("objects");
+    std::fs::create_dir_all(empty.join("pack")).expect("objects");
+    let mut local = Local::new(Objects::new(
+        Some(indexed),
+        Arc::new(facts),
+        &empty,
+        Limits::default(),
+    ));
+    let started = std::time::Instant::now();
+    let ids = local.introduced(&tip, 1_000_000).expect("introduced");
+    println!(
+        "introduced: {} commits in {:.2} s",
+        ids.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let started = std::time::Instant::now();
+    let changes = local.changes(&ids).expect("changes");
+    println!(
+        "changes: {} in {:.2} s",
+        changes.len(),
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -1,6 +1,6 @@
 //! [`IndexedPack`]: a verified pack and its `.idx`, ready to be read.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -37,50 +37,66 @@ struct Lookup {
     inflater: Inflater,
 }
 
-/// Recently decoded delta bases by pack offset, most recent first, bounded in bytes and count.
+/// Recently decoded objects by pack offset (delta bases, and what `find` returned, which is
+/// often the base of the next object asked for: older versions of a tree are deltas of newer
+/// ones), bounded in bytes.
+///
+/// Two generations stand in for least-recently-used order: new entries and hits go to the
+/// young one; when it holds half the budget it becomes the old one, and the old one is
+/// dropped. Lookups and insertions cost a hash probe whatever the number of entries; long
+/// delta chains of several trees at once fit (a fixed count of entries did not: chains 50
+/// deep pushed each other out).
 struct BaseCache {
     budget: usize,
-    used: usize,
-    entries: VecDeque<(u64, Kind, Vec<u8>)>,
+    young: HashMap<u64, (Kind, Vec<u8>)>,
+    young_bytes: usize,
+    old: HashMap<u64, (Kind, Vec<u8>)>,
 }
 
-/// Most bases the cache holds (a linear scan finds them).
-const CACHE_ENTRIES: usize = 64;
+/// What an entry costs beyond its bytes (map slot, vector header), in the cache's accounting.
+const CACHE_ENTRY_OVERHEAD: usize = 64;
 
 impl BaseCache {
     fn new(budget: usize) -> Self {
         BaseCache {
             budget,
-            used: 0,
-            entries: VecDeque::new(),
+            young: HashMap::new(),
+            young_bytes: 0,
+            old: HashMap::new(),
         }
     }
 
-    /// Copies the base at `offset` into `buf` and returns its kind, if cached.
+    /// Copies the object at `offset` into `buf` and returns its kind, if cached.
     fn get(&mut self, offset: u64, buf: &mut Vec<u8>) -> Option<Kind> {
-        let at = self.entries.iter().position(|(o, _, _)| *o == offset)?;
-        let entry = self.entries.remove(at)?;
+        if let Some((kind, data)) = self.young.get(&offset) {
+            buf.clear();
+            buf.extend_from_slice(data);
+            return Some(*kind);
+        }
+        let (kind, data) = self.old.remove(&offset)?;
         buf.clear();
-        buf.extend_from_slice(&entry.2);
-        let kind = entry.1;
-        self.entries.push_front(entry);
+        buf.extend_from_slice(&data);
+        self.insert(offset, kind, data);
         Some(kind)
     }
 
-    /// Keeps a copy of the base at `offset`, evicting the least recently used.
+    /// Keeps a copy of the object at `offset`.
     fn put(&mut self, offset: u64, kind: Kind, data: &[u8]) {
-        // One base may take at most a quarter of the budget, so several chains fit.
-        if data.len() > self.budget / 4 || self.entries.iter().any(|(o, _, _)| *o == offset) {
+        // One object may take at most a quarter of the budget, so several chains fit.
+        if data.len() > self.budget / 4 || self.young.contains_key(&offset) {
             return;
         }
-        while self.used + data.len() > self.budget || self.entries.len() >= CACHE_ENTRIES {
-            match self.entries.pop_back() {
-                Some((_, _, old)) => self.used -= old.len(),
-                None => break,
-            }
+        self.old.remove(&offset);
+        self.insert(offset, kind, data.to_vec());
+    }
+
+    fn insert(&mut self, offset: u64, kind: Kind, data: Vec<u8>) {
+        self.young_bytes += data.len() + CACHE_ENTRY_OVERHEAD;
+        self.young.insert(offset, (kind, data));
+        if self.young_bytes > self.budget / 2 {
+            self.old = std::mem::take(&mut self.young);
+            self.young_bytes = 0;
         }
-        self.used += data.len();
-        self.entries.push_front((offset, kind, data.to_vec()));
     }
 }
 
@@ -241,9 +257,7 @@ impl IndexedPack {
             match header.base {
                 Base::Full(kind) => {
                     pack.inflate(start, pack.data_end(), header.size, buf, inflater)?;
-                    if !chain.is_empty() {
-                        cache.put(at, kind, buf);
-                    }
+                    cache.put(at, kind, buf);
                     break kind;
                 }
                 Base::Distance(distance) => {
@@ -269,9 +283,7 @@ impl IndexedPack {
             pack.inflate(start, pack.data_end(), size, &mut instructions, inflater)?;
             delta::apply(buf, &instructions, &mut out, self.max_object_bytes, at)?;
             std::mem::swap(buf, &mut out);
-            if !chain.is_empty() {
-                cache.put(at, kind, buf);
-            }
+            cache.put(at, kind, buf);
         }
         Ok(kind)
     }
@@ -416,5 +428,56 @@ where
         let id = self.index.oid_at_index(position).to_owned();
         let mut visit = self.visit.lock().unwrap_or_else(PoisonError::into_inner);
         (*visit)(id, kind, data).map_err(Stop::Visitor)
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::{BaseCache, Kind, CACHE_ENTRY_OVERHEAD};
+
+    fn held(cache: &BaseCache) -> usize {
+        cache
+            .young
+            .values()
+            .chain(cache.old.values())
+            .map(|(_, d)| d.len() + CACHE_ENTRY_OVERHEAD)
+            .sum()
+    }
+
+    #[test]
+    fn the_cache_keeps_what_was_used_last_within_its_budget() {
+        let mut cache = BaseCache::new(64 << 10);
+        let mut buf = Vec::new();
+        // Too large for the cache (over a quarter of the budget): not kept.
+        cache.put(1, Kind::Blob, &vec![1; 20 << 10]);
+        assert_eq!(cache.get(1, &mut buf), None);
+        // Many entries: what is held stays within ~1.5 budgets, the latest are found.
+        for offset in 0..1000u64 {
+            cache.put(offset, Kind::Tree, &[offset as u8; 1000]);
+            assert!(held(&cache) <= (64 << 10) * 3 / 2, "{}", held(&cache));
+        }
+        assert_eq!(cache.get(999, &mut buf), Some(Kind::Tree));
+        assert_eq!(buf, vec![999u64 as u8; 1000]);
+        assert_eq!(cache.get(0, &mut buf), None);
+        // An entry used again moves to the young generation and outlives the rotation that
+        // drops the entries put alongside it.
+        let first = 2000u64;
+        for offset in first..first + 20 {
+            cache.put(offset, Kind::Tree, &[7; 1000]);
+        }
+        for offset in first + 100.. {
+            assert_eq!(cache.get(first, &mut buf), Some(Kind::Tree));
+            cache.put(offset, Kind::Blob, &[8; 1000]);
+            let held = |o: u64| cache.young.contains_key(&o) || cache.old.contains_key(&o);
+            if !held(first + 1) {
+                break;
+            }
+            assert!(
+                offset < first + 1000,
+                "the entries put alongside are dropped"
+            );
+        }
+        assert_eq!(cache.get(first, &mut buf), Some(Kind::Tree));
+        assert_eq!(buf, vec![7; 1000]);
     }
 }
