@@ -291,8 +291,16 @@ impl Inspector {
                 }
             }
         };
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        assemble(op, &ids, changes, &self.facts)
+        // Long histories make this a few hundred milliseconds of work: off the async threads.
+        let facts = self.facts.clone();
+        tokio::task::spawn_blocking(move || {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            assemble(op, &ids, changes, &facts)
+        })
+        .await
+        .map_err(|e| InspectError::Objects {
+            detail: e.to_string(),
+        })?
     }
 }
 
