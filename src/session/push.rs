@@ -141,6 +141,8 @@ impl Gateway {
         }
         let spool = spooled?;
         phases.mark("spool");
+        // What a large push allocated goes back to the system once it is answered.
+        let trim = (growing.written() >= TRIM_AFTER_BYTES).then_some(TrimOnDrop);
         // Keeping the pack for the record (hash, link, flush: seconds for a big pack) runs
         // while it is verified and inspected; a refused pack is kept too.
         let mut keeping = indexing
@@ -433,10 +435,23 @@ impl Gateway {
             _idx,
             request,
         };
+        // What inspection found (a long history's commits, paths and blobs: 100+ MiB) is
+        // recorded: it need not stay in memory while the upstream takes the push (nor in
+        // the allocator's arenas, for a large push).
+        drop((decided, resolutions, scan));
+        if trim.is_some() {
+            drop(tokio::task::spawn_blocking(release_freed_memory));
+        }
         if held.is_empty() {
             return Ok(once(self.finish(tail).await?));
         }
-        Ok(self.hold(tail, held, wait))
+        let body = self.hold(tail, held, wait);
+        Ok(match trim {
+            Some(trim) => Box::pin(body.inspect(move |_| {
+                let _ = &trim;
+            })),
+            None => body,
+        })
     }
 
     /// Starts linking the spooled pack at `path` into the record's pack store (its path stays
@@ -1071,6 +1086,37 @@ impl std::fmt::Display for Phases {
         Ok(())
     }
 }
+
+/// Pushes of at least this many bytes give what they freed back to the system when done.
+const TRIM_AFTER_BYTES: u64 = 16 << 20;
+
+/// Dropped with a large push's answer (or with the push, on an early refusal): asks glibc to
+/// return the memory freed since to the system ([`release_freed_memory`]).
+struct TrimOnDrop;
+
+impl Drop for TrimOnDrop {
+    fn drop(&mut self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn_blocking(release_freed_memory));
+        }
+    }
+}
+
+/// glibc keeps memory freed by a thread in that thread's arena, and a long history's push
+/// frees a lot (its facts, trees and tables): without this the gateway's resident memory
+/// stayed at the high mark of the largest push, and fragmentation raised it push after push
+/// (five pushes of curl's history: 214 MiB after the first, 326 MiB after the fifth).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists; any thread may call it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_freed_memory() {}
 
 /// Reads a spooled pack for the relay in large pieces. `ReaderStream`'s default (4 KiB) would make
 /// a 100 MiB pack 25,000 trips to the blocking pool and as many HTTP chunks for the upstream's web
