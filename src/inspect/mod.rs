@@ -134,8 +134,8 @@ impl Default for Limits {
 pub struct PackFacts {
     /// Commits by id (hex).
     pub commits: HashMap<String, CommitFacts>,
-    /// Blob sizes by id (hex).
-    pub blob_sizes: HashMap<String, u64>,
+    /// Blob sizes by id (binary ids: a long history has hundreds of thousands of blobs).
+    pub blob_sizes: HashMap<ObjectId, u64>,
     /// Every commit's tree, parents and committer time.
     pub(crate) graph: HashMap<ObjectId, Arc<CommitNode>>,
     /// The pack's trees, kept while indexing up to [`PACK_TREES_BYTES`] in all: inspection
@@ -179,7 +179,7 @@ impl PackFacts {
                 self.commits.insert(hex.clone(), parse_commit(&hex, data));
             }
             Kind::Blob => {
-                self.blob_sizes.insert(hex, data.len() as u64);
+                self.blob_sizes.insert(id, data.len() as u64);
             }
             Kind::Tree => {
                 if self.tree_bytes.saturating_add(data.len()) <= PACK_TREES_BYTES {
@@ -367,27 +367,48 @@ fn assemble(
     }
     let mut paths = BTreeSet::new();
     let mut blobs = Vec::new();
-    let mut seen = BTreeSet::new();
     for change in changes {
         if let (true, Some(id)) = (change.is_blob, &change.new_id) {
-            if let Some(size) = pack.blob_sizes.get(id) {
-                if seen.insert((change.path.clone(), id.clone())) {
-                    blobs.push(NewBlob {
-                        path: change.path.clone(),
-                        id: id.clone(),
-                        size: *size,
-                    });
-                }
+            let size = ObjectId::from_hex(id.as_bytes())
+                .ok()
+                .and_then(|oid| pack.blob_sizes.get(&oid));
+            if let Some(size) = size {
+                blobs.push(NewBlob {
+                    path: change.path.clone(),
+                    id: id.clone(),
+                    size: *size,
+                });
             }
         }
         paths.insert(change.path);
     }
+    first_of_each(&mut blobs);
     Ok(UpdateFacts {
         op,
         commits,
         paths: paths.into_iter().collect(),
         blobs,
     })
+}
+
+/// Keeps the first of the blobs with the same path and id, in order (without a set of copies
+/// of every path and id: a long history brings over a hundred thousand).
+fn first_of_each(blobs: &mut Vec<NewBlob>) {
+    let mut order: Vec<usize> = (0..blobs.len()).collect();
+    let key = |i: usize| blobs.get(i).map(|b| (&b.path, &b.id));
+    order.sort_by(|&a, &b| (key(a), a).cmp(&(key(b), b)));
+    let mut keep = vec![true; blobs.len()];
+    for pair in order.windows(2) {
+        if let [before, at] = *pair {
+            if key(before) == key(at) {
+                if let Some(k) = keep.get_mut(at) {
+                    *k = false;
+                }
+            }
+        }
+    }
+    let mut keep = keep.into_iter();
+    blobs.retain(|_| keep.next().unwrap_or(true));
 }
 
 /// Inspects one ref update with git processes in the quarantine (the reference the in-process

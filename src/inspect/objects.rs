@@ -177,7 +177,7 @@ impl Objects {
 
     /// Whether `id` is a blob of the pushed pack (known without decoding it).
     fn pack_blob(&self, id: &ObjectId) -> bool {
-        self.facts.blob_sizes.contains_key(&id.to_string())
+        self.facts.blob_sizes.contains_key(id)
     }
 
     /// Whether the pushed pack holds `id`.

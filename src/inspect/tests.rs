@@ -1069,3 +1069,30 @@ fn inspect_history_throughput() {
         started.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn the_same_blob_at_the_same_path_is_listed_once_where_first_seen() {
+    let blob = |path: &str, id: &str| super::NewBlob {
+        path: path.into(),
+        id: id.into(),
+        size: 1,
+    };
+    let mut blobs = vec![
+        blob("a", "2"),
+        blob("b", "1"),
+        blob("a", "1"),
+        blob("a", "2"),
+        blob("b", "1"),
+        blob("c", "3"),
+        blob("a", "2"),
+    ];
+    super::first_of_each(&mut blobs);
+    let listed: Vec<(&str, &str)> = blobs
+        .iter()
+        .map(|b| (b.path.as_str(), b.id.as_str()))
+        .collect();
+    assert_eq!(listed, [("a", "2"), ("b", "1"), ("a", "1"), ("c", "3")]);
+    let mut none = Vec::new();
+    super::first_of_each(&mut none);
+    assert!(none.is_empty());
+}

@@ -309,6 +309,17 @@ fn scanning_around_changes_keeps_pairs_blocks_and_skips() {
     ));
 }
 
+/// Every detector's positive examples, expanded: `(detector, example)`.
+fn examples() -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for (n, d) in crate::scan::detectors::all().iter().enumerate() {
+        for (k, template) in d.examples.positive.iter().enumerate() {
+            out.push((d.id, expand(template, (n * 16 + k) as u64)));
+        }
+    }
+    out
+}
+
 /// Every detector's examples among ordinary lines, scanned around changes made at random near
 /// them: nothing is reported that a whole scan does not report, and every finding of the whole
 /// scan on a line that a change touches is reported.
@@ -318,40 +329,37 @@ fn scanning_around_random_changes_agrees_with_whole_scans() {
     let scanner = scanner();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut checked = 0;
-    for (n, d) in crate::scan::detectors::all().iter().enumerate() {
-        for (k, template) in d.examples.positive.iter().enumerate() {
-            let example = expand(template, (n * 16 + k) as u64);
-            let (text, at) = text_with(200, 100, &format!("{example}\n"));
-            let whole = scanner.scan("x.txt", text.as_bytes());
-            let line_span = |line: u32| {
-                let start = text
-                    .match_indices('\n')
-                    .nth(line as usize - 2)
-                    .map_or(0, |(i, _)| i + 1);
-                start..text[start..].find('\n').map_or(text.len(), |i| start + i)
-            };
-            let near = at.saturating_sub(400)..(at + example.len() + 400).min(text.len());
-            for _ in 0..20 {
-                let changes: Vec<std::ops::Range<usize>> = (0..rng.random_range(1..4))
-                    .map(|_| {
-                        let s = rng.random_range(near.clone());
-                        s..(s + rng.random_range(0..30)).min(text.len())
-                    })
-                    .collect();
-                let around = scanner.scan_regions("x.txt", text.as_bytes(), &changes);
-                assert_eq!(around.skipped, whole.skipped, "{}", d.id);
-                for f in &around.findings {
-                    assert!(whole.findings.contains(f), "{}: {f:?} {changes:?}", d.id);
-                }
-                for f in &whole.findings {
-                    let line = line_span(f.line);
-                    if changes
-                        .iter()
-                        .any(|c| c.start <= line.end && c.end >= line.start)
-                    {
-                        assert!(around.findings.contains(f), "{}: {f:?} {changes:?}", d.id);
-                        checked += 1;
-                    }
+    for (id, example) in examples() {
+        let (text, at) = text_with(200, 100, &format!("{example}\n"));
+        let whole = scanner.scan("x.txt", text.as_bytes());
+        let line_span = |line: u32| {
+            let start = text
+                .match_indices('\n')
+                .nth(line as usize - 2)
+                .map_or(0, |(i, _)| i + 1);
+            start..text[start..].find('\n').map_or(text.len(), |i| start + i)
+        };
+        let near = at.saturating_sub(400)..(at + example.len() + 400).min(text.len());
+        for _ in 0..20 {
+            let changes: Vec<std::ops::Range<usize>> = (0..rng.random_range(1..4))
+                .map(|_| {
+                    let s = rng.random_range(near.clone());
+                    s..(s + rng.random_range(0..30)).min(text.len())
+                })
+                .collect();
+            let around = scanner.scan_regions("x.txt", text.as_bytes(), &changes);
+            assert_eq!(around.skipped, whole.skipped, "{}", id);
+            for f in &around.findings {
+                assert!(whole.findings.contains(f), "{}: {f:?} {changes:?}", id);
+            }
+            for f in &whole.findings {
+                let line = line_span(f.line);
+                if changes
+                    .iter()
+                    .any(|c| c.start <= line.end && c.end >= line.start)
+                {
+                    assert!(around.findings.contains(f), "{}: {f:?} {changes:?}", id);
+                    checked += 1;
                 }
             }
         }
@@ -367,27 +375,24 @@ fn scanning_around_changes_on_a_long_line_agrees_with_whole_scans() {
     let scanner = scanner();
     let mut rng = rand::rngs::StdRng::seed_from_u64(8);
     let mut checked = 0;
-    for (n, d) in crate::scan::detectors::all().iter().enumerate() {
-        for (k, template) in d.examples.positive.iter().enumerate() {
-            let example = expand(template, (n * 16 + k) as u64);
-            if example.contains('\n') {
-                continue;
-            }
-            let text = format!(
-                "{}{example};{}\n",
-                "var a=1;".repeat(3000),
-                "b=2;".repeat(6000)
-            );
-            let at = 8 * 3000;
-            let whole = scanner.scan("x.js", text.as_bytes());
-            for _ in 0..10 {
-                let s = rng.random_range(at..at + example.len());
-                let change = s..s + rng.random_range(0..10);
-                let changes = std::slice::from_ref(&change);
-                let around = scanner.scan_regions("x.js", text.as_bytes(), changes);
-                assert_eq!(around, whole, "{}: {changes:?}", d.id);
-                checked += whole.findings.len();
-            }
+    for (id, example) in examples() {
+        if example.contains('\n') {
+            continue;
+        }
+        let text = format!(
+            "{}{example};{}\n",
+            "var a=1;".repeat(3000),
+            "b=2;".repeat(6000)
+        );
+        let at = 8 * 3000;
+        let whole = scanner.scan("x.js", text.as_bytes());
+        for _ in 0..10 {
+            let s = rng.random_range(at..at + example.len());
+            let change = s..s + rng.random_range(0..10);
+            let changes = std::slice::from_ref(&change);
+            let around = scanner.scan_regions("x.js", text.as_bytes(), changes);
+            assert_eq!(around, whole, "{}: {changes:?}", id);
+            checked += whole.findings.len();
         }
     }
     assert!(checked > 300, "findings checked: {checked}");
