@@ -114,7 +114,8 @@ pub struct Limits {
     /// commit-graphs. Default 50 000.
     pub max_walk: usize,
     /// Memory for recently read trees (a commit's tree is its child's parent tree).
-    /// Default 32 MiB.
+    /// Default 8 MiB (the pack's own cache of decoded objects keeps the rest cheap to read
+    /// again: 32 MiB made no difference on curl's 36,728 commits).
     pub tree_cache_bytes: usize,
 }
 
@@ -124,7 +125,7 @@ impl Default for Limits {
             max_object_bytes: crate::pack::Options::default().max_object_bytes,
             max_reads: 1_000_000,
             max_walk: 50_000,
-            tree_cache_bytes: 32 << 20,
+            tree_cache_bytes: 8 << 20,
         }
     }
 }
@@ -147,7 +148,7 @@ pub struct PackFacts {
 
 /// At most this many bytes of the pushed pack's trees are kept for inspection (the rest is
 /// read from the pack when needed).
-const PACK_TREES_BYTES: usize = 32 << 20;
+const PACK_TREES_BYTES: usize = 8 << 20;
 
 impl PackFacts {
     /// Visits every object of `pack` once (blocking: run in `spawn_blocking`).
