@@ -176,7 +176,10 @@ if [[ " $CASES " == *" history "* ]]; then
     git -C "$BENCH_HISTORY_REPO" push -q "$GEN/history.git" "$HISTORY_TIP:refs/heads/main"
     git -C "$GEN/history.git" repack -q -a -d
     echo "scanning the history for the baseline..." >&2
-    "$GITGATE_BIN" scan --git "$GEN/history.git" --format json >"$GEN/history-baseline.jsonl" || true
+    # Exit 1: findings (the baseline's point); anything else is a failure.
+    rc=0
+    "$GITGATE_BIN" scan --git "$GEN/history.git" --format json >"$GEN/history-baseline.jsonl" || rc=$?
+    if [ "$rc" -gt 1 ]; then echo "gitgate scan failed (exit $rc)" >&2; exit 1; fi
     touch "$GEN/history.git/bench-done-$HISTORY_TIP"
   fi
   HISTORY_PACK=$(du -cb "$GEN/history.git"/objects/pack/*.pack | tail -1 | cut -f1)

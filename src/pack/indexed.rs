@@ -39,7 +39,7 @@ struct Lookup {
 
 /// Recently decoded objects by pack offset (delta bases, and what `find` returned, which is
 /// often the base of the next object asked for: older versions of a tree are deltas of newer
-/// ones), bounded in bytes.
+/// ones), bounded in bytes: at most one and a half budgets.
 ///
 /// Two generations stand in for least-recently-used order: new entries and hits go to the
 /// young one; when it holds half the budget it becomes the old one, and the old one is

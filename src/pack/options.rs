@@ -41,8 +41,9 @@ pub struct Options {
     /// Packs smaller than this many bytes are resolved on one thread whatever `threads` says:
     /// starting threads costs more than such a pack takes. Default 1 MiB.
     pub parallel_from_bytes: u64,
-    /// Memory for recently decoded delta bases kept by [`find`](crate::pack::IndexedPack::find).
-    /// Default 16 MiB.
+    /// Memory for recently decoded objects (delta bases and what it returned) kept by
+    /// [`find`](crate::pack::IndexedPack::find): up to one and a half times this, in two
+    /// generations of half of it (plus an object of at most a quarter). Default 16 MiB.
     pub find_cache_bytes: usize,
     /// Disk, not memory: most inflated bytes [`index`](crate::pack::index()) keeps from its first
     /// pass (which must inflate every entry to find where it ends) in an unnamed temporary file
